@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the project's Go tools at the versions of tools/versions.env into $THREETIER_CACHE/go-tools
+# and links them into $THREETIER_BIN. Usage: build-go-tools.sh [group...]  (groups: helm, cluster; default all)
+set -euo pipefail
+# shellcheck source=env.sh
+. "$(dirname "$0")/env.sh"
+# shellcheck source=lib.sh
+. "$THREETIER_ROOT/scripts/lib.sh"
+command -v go >/dev/null || die "go is not on PATH (the Go toolchain is needed to build helm and the local cluster)"
+
+build_helm() {
+  go_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  go_tool helm4 "$HELM4_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION" helm
+  # helm-diff's release checksums are missing from sum.golang.org (go.sum in its build module pins them
+  # instead) and the proxy refuses its version list, so it is built from tools/go/helm-diff.
+  GONOSUMDB=github.com/databus23/helm-diff GOFLAGS=-mod=mod go_module_tool helm-diff "$HELM_DIFF_VERSION" \
+    "$THREETIER_ROOT/tools/go/helm-diff" github.com/databus23/helm-diff/v3
+  install_diff_plugin
+}
+
+# A Helm plugin is a directory with plugin.yaml; helm-diff's own installer downloads a release binary,
+# which cannot work offline, so the plugin directory is laid out here around the binary built above.
+install_diff_plugin() {
+  local dir="$HELM_PLUGINS/diff" version=${HELM_DIFF_VERSION#v}
+  if [[ -x $dir/bin/diff && $(readlink "$dir/bin/diff") == "$THREETIER_BIN/helm-diff" ]] \
+     && grep -q "^version: \"$version\"" "$dir/plugin.yaml" 2>/dev/null; then
+    return 0
+  fi
+  rm -rf "$dir" && mkdir -p "$dir/bin"
+  ln -s "$THREETIER_BIN/helm-diff" "$dir/bin/diff"
+  cat > "$dir/plugin.yaml" <<YAML
+name: "diff"
+version: "$version"
+usage: "Preview helm upgrade changes as a diff"
+description: "Preview helm upgrade changes as a diff (built from source by threetier.k8s scripts/build-go-tools.sh)"
+useTunnel: true
+command: "\$HELM_PLUGIN_DIR/bin/diff"
+YAML
+  log "helm-diff $HELM_DIFF_VERSION installed as a helm plugin in $dir"
+}
+
+groups=("$@")
+[[ ${#groups[@]} -gt 0 ]] || groups=(helm cluster)
+for g in "${groups[@]}"; do
+  case $g in
+    helm) build_helm ;;
+    cluster)
+      if [[ -x $THREETIER_ROOT/scripts/build-cluster-tools.sh ]]; then
+        "$THREETIER_ROOT/scripts/build-cluster-tools.sh"
+      fi ;;
+    *) die "unknown tool group '$g' (known: helm, cluster)" ;;
+  esac
+done

@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Small helpers shared by the setup and cluster scripts.
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# A tool lives in $THREETIER_CACHE/go-tools/NAME@VERSION/BINARY and is linked as $THREETIER_BIN/NAME.
+# A tool already built at that version is not rebuilt, so a warm run takes milliseconds; the Go build and
+# module caches (outside the repo) make a rebuild after a version bump cheap.
+_go_tool_link() {
+  mkdir -p "$THREETIER_BIN"
+  ln -sfn "$1" "$THREETIER_BIN/$2"
+}
+
+# go_tool NAME VERSION PACKAGE@VERSION [BINARY]: `go install` a main package at a pinned version.
+go_tool() {
+  local name=$1 version=$2 pkg=$3 binary=${4:-}
+  [[ -n $binary ]] || binary=$(basename "${pkg%@*}")
+  local dest="$THREETIER_CACHE/go-tools/$name@$version"
+  if [[ ! -x $dest/$binary ]]; then
+    log "building $name $version (go install $pkg); a cold build takes minutes"
+    local start=$SECONDS
+    rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+    GOBIN="$dest.tmp" go install -trimpath "$pkg" || die "go install $pkg failed"
+    rm -rf "$dest" && mv "$dest.tmp" "$dest"
+    log "built $name $version in $((SECONDS - start)) s"
+  fi
+  _go_tool_link "$dest/$binary" "$name"
+}
+
+# go_module_tool NAME VERSION MODULE_DIR PACKAGE: `go build` a main package that a build module under
+# tools/go/ pins (for modules that need replace lines or whose version list the proxy refuses).
+go_module_tool() {
+  local name=$1 version=$2 moddir=$3 pkg=$4
+  local dest="$THREETIER_CACHE/go-tools/$name@$version"
+  if [[ ! -x $dest/$name ]]; then
+    log "building $name $version (go build $pkg in ${moddir#"$THREETIER_ROOT"/}); a cold build takes minutes"
+    local start=$SECONDS
+    rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+    go build -C "$moddir" -trimpath -o "$dest.tmp/$name" "$pkg" || die "go build $pkg failed"
+    rm -rf "$dest" && mv "$dest.tmp" "$dest"
+    log "built $name $version in $((SECONDS - start)) s"
+  fi
+  _go_tool_link "$dest/$name" "$name"
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs everything the project needs into $THREETIER_CACHE (outside the repo), idempotently:
+#   - the Python toolchain (virtualenv from requirements/dev.txt + constraints.txt)
+#   - network-config-analyzer in its own virtualenv
+#   - Go tools built with `go install module/cmd@version` at the versions of tools/versions.env
+#   - the helm-diff plugin installed into the pinned helm
+#   - the collection linked as ansible_collections/threetier/k8s so `threetier.k8s.*` resolves from the repo
+# A warm run checks stamps only and takes seconds.
+set -euo pipefail
+# shellcheck source=env.sh
+. "$(dirname "$0")/env.sh"
+# shellcheck source=lib.sh
+. "$THREETIER_ROOT/scripts/lib.sh"
+START=$SECONDS
+mkdir -p "$THREETIER_CACHE" "$THREETIER_BIN"
+
+find_python() {
+  local candidate
+  for candidate in "python$PYTHON_VERSION" "$(pyenv root 2>/dev/null || echo /root/.pyenv)/versions/$PYTHON_VERSION".*/bin/"python$PYTHON_VERSION"; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import ssl, sqlite3, venv' 2>/dev/null; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  die "Python $PYTHON_VERSION not found (looked on PATH and under pyenv); install it, e.g. apt-get install python$PYTHON_VERSION-venv"
+}
+
+# venv DIR REQUIREMENTS... : (re)creates DIR when the requirement files changed since the last install.
+venv() {
+  local dir=$1; shift
+  local stamp want
+  want=$(cat "$@" | sha256sum | cut -c1-16)-$PYTHON_VERSION
+  stamp="$dir/.threetier-stamp"
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return 0; fi
+  log "creating virtualenv $dir"
+  rm -rf "$dir"
+  "$PYTHON" -m venv "$dir"
+  local args=()
+  for f in "$@"; do
+    case $f in
+      *constraints*) args+=(-c "$f") ;;
+      *) args+=(-r "$f") ;;
+    esac
+  done
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "${args[@]}"
+  echo "$want" > "$stamp"
+  log "virtualenv $dir ready"
+}
+
+PYTHON=$(find_python)
+venv "$THREETIER_VENV" "$THREETIER_ROOT/requirements/dev.txt" "$THREETIER_ROOT/requirements/constraints.txt" "$THREETIER_ROOT/requirements.txt"
+venv "$THREETIER_CACHE/venv-nca" "$THREETIER_ROOT/requirements/nca.txt"
+ln -sfn "$THREETIER_CACHE/venv-nca/bin/nca" "$THREETIER_BIN/nca"
+
+"$THREETIER_ROOT/scripts/build-go-tools.sh"
+
+# The repo is the collection: expose it where Ansible looks (ansible.cfg's collections_path).
+mkdir -p "$THREETIER_ROOT/.collections/ansible_collections/threetier"
+ln -sfn ../../.. "$THREETIER_ROOT/.collections/ansible_collections/threetier/k8s"
+
+log "setup done in $((SECONDS - START)) s (cache: $THREETIER_CACHE)"
