@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds promtool (Prometheus' rule checker and rule unit-test runner) at the pinned version into
+# $THREETIER_CACHE/go-tools and links it as $THREETIER_BIN/promtool. The observability tests
+# (tests/observability) run `promtool check rules` and `promtool test rules` with it.
+#
+# Prometheus publishes its Go module with v0.MAJOR*100+MINOR.PATCH versions: module v0.316.0 is
+# Prometheus 3.16.0. PROMETHEUS_VERSION (tools/versions.env) holds the module version.
+#
+# This file defines build_prometheus so that scripts/build-go-tools.sh can source it as a `prometheus`
+# group; run directly it builds promtool once (a cold build takes several minutes on two cores).
+set -euo pipefail
+
+# Used only until tools/versions.env pins PROMETHEUS_VERSION (env.sh exports it then).
+PROMETHEUS_DEFAULT_VERSION=v0.316.0
+
+build_prometheus() {
+  local version=${PROMETHEUS_VERSION:-$PROMETHEUS_DEFAULT_VERSION}
+  # `go install pkg@version` works because Prometheus' go.mod has no replace directives; if a future
+  # release adds some, switch to go_module_tool with a build module under tools/go/prometheus.
+  # -p=1 keeps the build to one package at a time: the machines' two cores are shared.
+  GOFLAGS="${GOFLAGS:-} -p=1" go_tool promtool "$version" \
+    "github.com/prometheus/prometheus/cmd/promtool@$version"
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  # shellcheck source=env.sh
+  . "$(dirname "$0")/env.sh"
+  # shellcheck source=lib.sh
+  . "$THREETIER_ROOT/scripts/lib.sh"
+  command -v go >/dev/null || die "go is not on PATH (the Go toolchain is needed to build promtool)"
+  build_prometheus
+  promtool --version | head -n 1 >&2
+fi
