@@ -1,0 +1,117 @@
+# Copyright: threetier.k8s maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Draw a validated :class:`Graph` as a Mermaid flowchart (one box per namespace, one arrow per peer pair)."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
+    DNS_COMPONENT,
+    Component,
+    Graph,
+    Port,
+    cidr_sort_key,
+    sorted_ports,
+)
+
+DIRECTIONS = ("LR", "RL", "TB", "BT", "TD")
+
+
+def _node_id(prefix: str, name: str) -> str:
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9]', '_', name)}"
+
+
+def _text(value: str) -> str:
+    """Mermaid label text inside double quotes: only the quote itself needs an entity."""
+    return value.replace('"', "#quot;")
+
+
+def _cidr_groups(graph: Graph) -> dict[tuple[str, ...], str]:
+    """Every distinct CIDR list of the edges, numbered in sorted order so the ids are stable."""
+    groups = sorted(
+        {edge.cidrs for edge in graph.edges if edge.cidrs},
+        key=lambda cidrs: [cidr_sort_key(c) for c in cidrs],
+    )
+    return {cidrs: f"net_{index}" for index, cidrs in enumerate(groups)}
+
+
+def _component_node(component: Component) -> str:
+    node = _node_id("c", component.name)
+    if component.managed:
+        return f'{node}["{_text(component.name)}"]'
+    return f'{node}(["{_text(component.name)}"])'
+
+
+def _namespace_blocks(graph: Graph, show_dns: bool) -> list[str]:
+    by_namespace: dict[str, list[Component]] = defaultdict(list)
+    for component in graph.components.values():
+        if show_dns or component.name != DNS_COMPONENT:
+            by_namespace[component.namespace].append(component)
+    lines = []
+    for namespace in sorted(by_namespace):
+        lines.append(
+            f'  subgraph {_node_id("ns", namespace)}["namespace {_text(namespace)}"]'
+        )
+        lines.extend(
+            f"    {_component_node(c)}"
+            for c in sorted(by_namespace[namespace], key=lambda c: c.name)
+        )
+        lines.append("  end")
+    return lines
+
+
+def _cidr_nodes(graph: Graph, groups: dict[tuple[str, ...], str]) -> list[str]:
+    lines = []
+    for cidrs, node in groups.items():
+        title = graph.cidr_names.get(",".join(cidrs), "external")
+        label = "<br/>".join([title, *cidrs])
+        lines.append(f'  {node}[/"{_text(label)}"/]')
+    return lines
+
+
+def _arrows(
+    graph: Graph, groups: dict[tuple[str, ...], str], show_dns: bool
+) -> list[str]:
+    ports: dict[tuple[str, str], set[Port]] = defaultdict(set)
+    for edge in graph.edges:
+        if edge.target == DNS_COMPONENT and not show_dns:
+            continue
+        target = (
+            _node_id("c", edge.target)
+            if edge.target is not None
+            else groups[edge.cidrs]
+        )
+        ports[(_node_id("c", edge.source), target)].update(edge.ports)
+    lines = []
+    for (source, target), port_set in sorted(ports.items()):
+        label = ", ".join(port.label() for port in sorted_ports(port_set))
+        lines.append(f'  {source} -->|"{_text(label)}"| {target}')
+    return lines
+
+
+def _styles(graph: Graph) -> list[str]:
+    peers = sorted(
+        _node_id("c", c.name) for c in graph.components.values() if not c.managed
+    )
+    lines = [
+        "  classDef peer stroke-dasharray: 4 3",
+        "  classDef external fill:#f6f6f6,stroke:#999",
+    ]
+    if peers:
+        lines.append(f"  class {','.join(peers)} peer")
+    return lines
+
+
+def mermaid(graph: Graph, direction: str = "LR", show_dns: bool = True) -> str:
+    """Mermaid ``flowchart`` text; managed components are boxes, peers rounded and dashed, CIDRs slanted."""
+    groups = _cidr_groups(graph)
+    lines = [f"flowchart {direction}"]
+    lines += _namespace_blocks(graph, show_dns)
+    lines += _cidr_nodes(graph, groups)
+    lines += _arrows(graph, groups, show_dns)
+    lines += _styles(graph)
+    if groups:
+        lines.append(f"  class {','.join(groups.values())} external")
+    return "\n".join(lines) + "\n"

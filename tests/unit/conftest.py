@@ -1,0 +1,46 @@
+"""Unit tier: import the collection's plugins straight from the checkout.
+
+The plugins import their shared code as ``ansible_collections.threetier.k8s.plugins.module_utils...``. The
+checkout is exposed under that name through a symlink in a temporary directory put on ``sys.path``, so the
+tests need neither an installed collection nor scripts/setup.sh's ``.collections`` link.
+``ansible_collections`` is a namespace package (the ``ansible`` wheel ships collections under it too), so the
+extra path entry merges with the bundled collections.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _expose_collection() -> None:
+    base = Path(tempfile.mkdtemp(prefix="threetier-unit-"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+    namespace = base / "ansible_collections" / "threetier"
+    namespace.mkdir(parents=True)
+    (namespace / "k8s").symlink_to(ROOT, target_is_directory=True)
+    sys.path.insert(0, str(base))
+
+
+_expose_collection()
+
+
+def load_fixture(name: str) -> Any:
+    """A YAML file of tests/unit/fixtures."""
+    return yaml.safe_load((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def reference_graph() -> dict[str, Any]:
+    """The graph of docs/interfaces.md with the operator database (a fresh copy per test)."""
+    return load_fixture("graph_operator.yml")["threetier_network"]
