@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds the local cluster's binaries from the Go module proxy at the versions of tools/versions.env into
+# $THREETIER_CACHE/go-tools and links them into $THREETIER_BIN (called by scripts/build-go-tools.sh, group
+# `cluster`; runnable on its own). One build at a time: the machines have few cores and a parallel
+# k8s.io/kubernetes build would only thrash. A tool already built at its version is skipped, so a warm run
+# takes well under a second.
+#   etcd                       upstream main of go.etcd.io/etcd/server/v3, build module tools/go/etcd
+#   kube-apiserver, kube-controller-manager, kube-scheduler
+#                              k8s.io/kubernetes with replace lines, build module tools/go/kubernetes
+#   kwok, kwokctl              sigs.k8s.io/kwok (go install)
+#   metrics-server             sigs.k8s.io/metrics-server (go install)
+set -euo pipefail
+# shellcheck source=env.sh
+. "$(dirname "$0")/env.sh"
+# shellcheck source=lib.sh
+. "$THREETIER_ROOT/scripts/lib.sh"
+command -v go >/dev/null || die "go is not on PATH (the Go toolchain is needed to build the local cluster)"
+
+KUBERNETES_VERSION=${KUBERNETES_VERSION:-v1.37.2}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.8.0}
+
+# module_version DIR MODULE: the version of MODULE that the build module DIR requires.
+module_version() {
+  go list -C "$1" -m -f '{{.Version}}' "$2"
+}
+
+# A build module must pin the version tools/versions.env names; otherwise the cache entry NAME@VERSION
+# would hold a binary of another release.
+check_pin() {
+  local dir=$1 module=$2 want=$3 have
+  have=$(module_version "$dir" "$module") || die "cannot read $module from ${dir#"$THREETIER_ROOT"/}/go.mod"
+  [[ $have == "$want" ]] || die "${dir#"$THREETIER_ROOT"/}/go.mod requires $module $have but tools/versions.env says $want; update the build module (see its header)"
+}
+
+build_etcd() {
+  local dir="$THREETIER_ROOT/tools/go/etcd"
+  check_pin "$dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+  go_module_tool etcd "$ETCD_VERSION" "$dir" go.etcd.io/etcd/server/v3
+}
+
+# kube_ldflags: what hack/lib/version.sh stamps into a release build. Without it the binaries report
+# v0.0.0-master, and Helm refuses charts whose kubeVersion constraint (e.g. ">=1.19.0-0") that fails.
+kube_ldflags() {  # DIR: the build module
+  local version=$KUBERNETES_VERSION minor major date pkg flags=()
+  major=${version#v}; major=${major%%.*}
+  minor=${version#v"$major".}; minor=${minor%%.*}
+  # The release date of the tagged module keeps the build reproducible.
+  date=$(go list -C "$1" -m -json k8s.io/kubernetes | sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p')
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    flags+=("-X=$pkg.gitVersion=$version" "-X=$pkg.gitMajor=$major" "-X=$pkg.gitMinor=$minor"
+      "-X=$pkg.gitTreeState=clean" "-X=$pkg.buildDate=${date:-1970-01-01T00:00:00Z}")
+  done
+  printf '%s ' "${flags[@]}"
+}
+
+build_kubernetes() {
+  local dir="$THREETIER_ROOT/tools/go/kubernetes" cmd ldflags
+  check_pin "$dir" k8s.io/kubernetes "$KUBERNETES_VERSION"
+  ldflags=$(kube_ldflags "$dir")
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+    GOFLAGS="$(go env GOFLAGS) '-ldflags=-s -w ${ldflags% }'" \
+      go_module_tool "$cmd" "$KUBERNETES_VERSION" "$dir" "k8s.io/kubernetes/cmd/$cmd"
+  done
+}
+
+build_kwok() {
+  go_tool kwok "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  go_tool kwokctl "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+}
+
+build_metrics_server() {
+  go_tool metrics-server "$METRICS_SERVER_VERSION" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+}
+
+start=$SECONDS
+build_etcd
+build_kubernetes
+build_kwok
+build_metrics_server
+log "cluster tools ready in $((SECONDS - start)) s: etcd $ETCD_VERSION, kubernetes $KUBERNETES_VERSION, kwok $KWOK_VERSION, metrics-server $METRICS_SERVER_VERSION"
