@@ -9,8 +9,10 @@ set -euo pipefail
 command -v go >/dev/null || die "go is not on PATH (the Go toolchain is needed to build helm and the local cluster)"
 
 build_helm() {
-  go_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  go_tool helm4 "$HELM4_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION" helm
+  GO_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    go_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  GO_LDFLAGS="-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" \
+    go_tool helm4 "$HELM4_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION" helm
   # helm-diff's release checksums are missing from sum.golang.org (go.sum in its build module pins them
   # instead) and the proxy refuses its version list, so it is built from tools/go/helm-diff.
   GONOSUMDB=github.com/databus23/helm-diff GOFLAGS=-mod=mod go_module_tool helm-diff "$HELM_DIFF_VERSION" \

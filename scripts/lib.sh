@@ -3,9 +3,16 @@
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# GO_LDFLAGS, when set, is passed as -ldflags (how Helm and Kubernetes stamp their version strings: without
+# it `helm version` says v3.22 and kube-apiserver says v0.0.0, which version checks reject).
+# _go_tool_fresh DEST BINARY: true when DEST/BINARY was built with the current GO_LDFLAGS.
+_go_tool_fresh() {
+  [[ -x $1/$2 && -f $1/.ldflags && $(cat "$1/.ldflags") == "${GO_LDFLAGS:-}" ]]
+}
+
 # A tool lives in $THREETIER_CACHE/go-tools/NAME@VERSION/BINARY and is linked as $THREETIER_BIN/NAME.
-# A tool already built at that version is not rebuilt, so a warm run takes milliseconds; the Go build and
-# module caches (outside the repo) make a rebuild after a version bump cheap.
+# A tool already built at that version (and with the same GO_LDFLAGS) is not rebuilt, so a warm run takes
+# milliseconds; the Go build and module caches (outside the repo) make a rebuild after a bump cheap.
 _go_tool_link() {
   mkdir -p "$THREETIER_BIN"
   ln -sfn "$1" "$THREETIER_BIN/$2"
@@ -16,11 +23,12 @@ go_tool() {
   local name=$1 version=$2 pkg=$3 binary=${4:-}
   [[ -n $binary ]] || binary=$(basename "${pkg%@*}")
   local dest="$THREETIER_CACHE/go-tools/$name@$version"
-  if [[ ! -x $dest/$binary ]]; then
+  if ! _go_tool_fresh "$dest" "$binary"; then
     log "building $name $version (go install $pkg); a cold build takes minutes"
     local start=$SECONDS
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
-    GOBIN="$dest.tmp" go install -trimpath "$pkg" || die "go install $pkg failed"
+    GOBIN="$dest.tmp" go install -trimpath -ldflags "${GO_LDFLAGS:-}" "$pkg" || die "go install $pkg failed"
+    printf '%s' "${GO_LDFLAGS:-}" > "$dest.tmp/.ldflags"
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
     log "built $name $version in $((SECONDS - start)) s"
   fi
@@ -32,11 +40,12 @@ go_tool() {
 go_module_tool() {
   local name=$1 version=$2 moddir=$3 pkg=$4
   local dest="$THREETIER_CACHE/go-tools/$name@$version"
-  if [[ ! -x $dest/$name ]]; then
+  if ! _go_tool_fresh "$dest" "$name"; then
     log "building $name $version (go build $pkg in ${moddir#"$THREETIER_ROOT"/}); a cold build takes minutes"
     local start=$SECONDS
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
-    go build -C "$moddir" -trimpath -o "$dest.tmp/$name" "$pkg" || die "go build $pkg failed"
+    go build -C "$moddir" -trimpath -ldflags "${GO_LDFLAGS:-}" -o "$dest.tmp/$name" "$pkg" || die "go build $pkg failed"
+    printf '%s' "${GO_LDFLAGS:-}" > "$dest.tmp/.ldflags"
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
     log "built $name $version in $((SECONDS - start)) s"
   fi
