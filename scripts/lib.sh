@@ -3,7 +3,7 @@
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# GO_LDFLAGS, when set, is passed as -ldflags (how Helm and Kubernetes stamp their version strings: without
+# GO_LDFLAGS, when set, is passed as -ldflags (an -ldflags inside GOFLAGS works too when it is unset) (how Helm and Kubernetes stamp their version strings: without
 # it `helm version` says v3.22 and kube-apiserver says v0.0.0, which version checks reject).
 # _go_tool_fresh DEST BINARY: true when DEST/BINARY was built with the current GO_LDFLAGS.
 _go_tool_fresh() {
@@ -27,7 +27,7 @@ go_tool() {
     log "building $name $version (go install $pkg); a cold build takes minutes"
     local start=$SECONDS
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
-    GOBIN="$dest.tmp" go install -trimpath -ldflags "${GO_LDFLAGS:-}" "$pkg" || die "go install $pkg failed"
+    GOBIN="$dest.tmp" go install -trimpath ${GO_LDFLAGS:+-ldflags "$GO_LDFLAGS"} "$pkg" || die "go install $pkg failed"
     printf '%s' "${GO_LDFLAGS:-}" > "$dest.tmp/.ldflags"
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
     log "built $name $version in $((SECONDS - start)) s"
@@ -44,7 +44,7 @@ go_module_tool() {
     log "building $name $version (go build $pkg in ${moddir#"$THREETIER_ROOT"/}); a cold build takes minutes"
     local start=$SECONDS
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
-    go build -C "$moddir" -trimpath -ldflags "${GO_LDFLAGS:-}" -o "$dest.tmp/$name" "$pkg" || die "go build $pkg failed"
+    go build -C "$moddir" -trimpath ${GO_LDFLAGS:+-ldflags "$GO_LDFLAGS"} -o "$dest.tmp/$name" "$pkg" || die "go build $pkg failed"
     printf '%s' "${GO_LDFLAGS:-}" > "$dest.tmp/.ldflags"
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
     log "built $name $version in $((SECONDS - start)) s"
