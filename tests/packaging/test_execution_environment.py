@@ -181,7 +181,14 @@ def test_helm_and_helm_diff_built_at_pinned_versions(
     build = stage(containerfile, "helm-build")
     assert f"ARG HELM_VERSION={versions['HELM_VERSION']}" in build
     assert f"ARG HELM_DIFF_VERSION={versions['HELM_DIFF_VERSION']}" in build
-    assert 'go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"' in build
+    assert re.search(
+        r'go install -ldflags "-X helm\.sh/helm/v3/internal/version\.version=\$\{HELM_VERSION\}" '
+        r'"helm\.sh/helm/v3/cmd/helm@\$\{HELM_VERSION\}"',
+        build,
+    ), (
+        "helm must be built at HELM_VERSION with its version stamped (as scripts/build-go-tools.sh does)"
+    )
+    assert 'test "$(/out/helm version --short)" = "${HELM_VERSION}"' in build
     assert "go build -o /out/helm-diff github.com/databus23/helm-diff/v3" in build
     for name in ("go.mod", "go.sum"):
         assert (build_context / "_build" / "helm-diff" / name).read_bytes() == (
