@@ -91,10 +91,11 @@ def _arrows(
     return lines
 
 
-def _styles(graph: Graph) -> list[str]:
-    peers = sorted(
-        _node_id("c", c.name) for c in graph.components.values() if not c.managed
-    )
+def _styles(graph: Graph, show_dns: bool) -> list[str]:
+    drawn = [
+        c for c in graph.components.values() if show_dns or c.name != DNS_COMPONENT
+    ]
+    peers = sorted(_node_id("c", c.name) for c in drawn if not c.managed)
     lines = [
         "  classDef peer stroke-dasharray: 4 3",
         "  classDef external fill:#f6f6f6,stroke:#999",
@@ -111,7 +112,7 @@ def mermaid(graph: Graph, direction: str = "LR", show_dns: bool = True) -> str:
     lines += _namespace_blocks(graph, show_dns)
     lines += _cidr_nodes(graph, groups)
     lines += _arrows(graph, groups, show_dns)
-    lines += _styles(graph)
+    lines += _styles(graph, show_dns)
     if groups:
         lines.append(f"  class {','.join(groups.values())} external")
     return "\n".join(lines) + "\n"

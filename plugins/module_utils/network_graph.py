@@ -336,26 +336,25 @@ def _user_components(value: Any, name_prefix: str) -> dict[str, Component]:
     return components
 
 
-def _selectors_disjoint(first: Component, second: Component) -> bool:
-    """True when no pod can carry both selectors: some key is required with two different values."""
-    labels = first.labels
-    return any(
-        key in labels and labels[key] != value for key, value in second.pod_labels
-    )
-
-
 def _check_disjoint(components: Mapping[str, Component]) -> None:
-    """Two components that could select the same pod would merge their policies; refuse the ambiguity."""
-    ordered = sorted(components.values(), key=lambda c: c.name)
-    for index, first in enumerate(ordered):
-        for second in ordered[index + 1 :]:
-            if first.namespace == second.namespace and not _selectors_disjoint(
-                first, second
+    """Refuse a selector that is a subset of another one in the same namespace.
+
+    Every pod of the wider component would then be selected as the narrower one too: two policies would
+    apply to it and every peer rule naming the narrower component would admit it. Selectors that merely could
+    overlap (no common key) are accepted, since the pods of the two components carry different labels.
+    """
+    ordered = sorted(
+        components.values(), key=lambda c: (c.namespace, len(c.pod_labels), c.name)
+    )
+    for index, narrow in enumerate(ordered):
+        for wide in ordered[index + 1 :]:
+            if wide.namespace == narrow.namespace and set(narrow.pod_labels) <= set(
+                wide.pod_labels
             ):
                 raise _fail(
-                    f"components.{second.name}",
-                    f"its pod_labels and those of {first.name!r} can select the same pods in namespace {first.namespace!r};"
-                    " give both a common label key with different values",
+                    f"components.{wide.name}",
+                    f"the pod_labels of {narrow.name!r} are a subset of its own in namespace {wide.namespace!r}, so"
+                    f" every {wide.name!r} pod would also be selected as {narrow.name!r}; add a label that tells them apart",
                 )
 
 
