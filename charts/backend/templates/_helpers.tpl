@@ -160,6 +160,9 @@ env:
       secretKeyRef:
         name: {{ include "backend.dbSecretName" . }}
         key: {{ .Values.database.passwordKey }}
+{{- with include "backend.otelDownwardEnv" . }}
+{{ . | indent 2 }}
+{{- end }}
 {{- with .Values.phpfpm.extraEnv }}
 {{ toYaml . }}
 {{- end }}
