@@ -1,0 +1,579 @@
+"""Every number and behaviour issue 3 asks of the charts, asserted on rendered manifests.
+
+`render_with(chart, ...)` renders the chart's own defaults (plus the few values the backend requires), so the
+numbers asserted here are the defaults a plain `helm install` gets; `rendered(helm, chart, env)` renders the
+environment values under tests/charts/values/.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from chart_render import CHARTS, ENVIRONMENTS, HELMS, Render
+
+RenderWith = Callable[..., Render]
+Rendered = Callable[[str, str, str], Render]
+
+SELECTOR_KEYS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+
+
+def container(pod_spec: dict[str, Any], name: str, field: str = "containers") -> dict[str, Any]:
+    matches = [c for c in pod_spec.get(field) or [] if c["name"] == name]
+    assert len(matches) == 1, f"expected one {field} entry named {name}"
+    return matches[0]
+
+
+def pod_spec(render: Render, kind: str = "Deployment", name: str | None = None) -> dict[str, Any]:
+    return render.one(kind, name)["spec"]["template"]["spec"]
+
+
+def pod_annotations(render: Render) -> dict[str, str]:
+    return render.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+
+
+def config_text(render: Render, configmap: str, key: str) -> str:
+    return render.one("ConfigMap", configmap)["data"][key]
+
+
+# --- Deployment shape ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_rolling_update_surges_one_and_never_drops_below_desired(render_with: RenderWith, chart: str) -> None:
+    strategy = render_with(chart).one("Deployment")["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_replicas_are_left_to_the_hpa_when_autoscaling(render_with: RenderWith, chart: str) -> None:
+    assert "replicas" not in render_with(chart).one("Deployment")["spec"]
+    fixed = render_with(chart, "autoscaling.enabled=false", "replicaCount=3")
+    assert fixed.one("Deployment")["spec"]["replicas"] == 3
+    assert fixed.kinds("HorizontalPodAutoscaler") == []
+    assert render_with(chart, "autoscaling.enabled=false").one("Deployment")["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_hpa_defaults(render_with: RenderWith, chart: str) -> None:
+    hpa = render_with(chart).one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": chart}
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 10)
+    targets = {m["resource"]["name"]: m["resource"]["target"] for m in spec["metrics"]}
+    assert targets == {
+        "cpu": {"type": "Utilization", "averageUtilization": 70},
+        "memory": {"type": "Utilization", "averageUtilization": 80},
+    }
+    up, down = spec["behavior"]["scaleUp"], spec["behavior"]["scaleDown"]
+    assert up["policies"] == [{"type": "Pods", "value": 2, "periodSeconds": 60}]
+    assert down["policies"] == [{"type": "Percent", "value": 25, "periodSeconds": 60}]
+    assert up["stabilizationWindowSeconds"] == 60
+    assert down["stabilizationWindowSeconds"] == 300
+
+
+def test_hpa_metric_can_be_switched_off(render_with: RenderWith) -> None:
+    hpa = render_with("frontend", "autoscaling.targetMemoryUtilizationPercentage=0").one("HorizontalPodAutoscaler")
+    assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_pdb_keeps_one_pod_and_selects_the_deployment(render_with: RenderWith, chart: str) -> None:
+    render = render_with(chart)
+    pdb = render.one("PodDisruptionBudget")["spec"]
+    assert pdb["minAvailable"] == 1
+    assert pdb["selector"] == render.one("Deployment")["spec"]["selector"]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_grace_period_is_60_seconds(render_with: RenderWith, chart: str) -> None:
+    assert pod_spec(render_with(chart))["terminationGracePeriodSeconds"] == 60
+
+
+def test_frontend_resources(render_with: RenderWith) -> None:
+    nginx = container(pod_spec(render_with("frontend")), "nginx")
+    assert nginx["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
+
+
+def test_backend_resources(render_with: RenderWith) -> None:
+    spec = pod_spec(render_with("backend"))
+    assert container(spec, "php-fpm")["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"cpu": "1000m", "memory": "512Mi"},
+    }
+    assert container(spec, "nginx")["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("chart", CHARTS)
+def test_every_container_has_cpu_and_memory_requests_and_limits(
+    rendered: Rendered, chart: str, environment: str
+) -> None:
+    render = rendered("helm", chart, environment)
+    for doc in render.docs:
+        spec = doc.get("spec", {}).get("template", {}).get("spec") or (doc["spec"] if doc["kind"] == "Pod" else None)
+        for c in (spec or {}).get("initContainers", []) + (spec or {}).get("containers", []):
+            for bound in ("requests", "limits"):
+                assert set(c["resources"][bound]) >= {"cpu", "memory"}, f"{doc['kind']} {c['name']} {bound}"
+
+
+# --- Security identities and the pod template ------------------------------------------------------------
+
+
+def test_uids(render_with: RenderWith) -> None:
+    frontend = pod_spec(render_with("frontend"))
+    assert container(frontend, "nginx")["securityContext"]["runAsUser"] == 101
+    backend = pod_spec(render_with("backend"))
+    assert backend["securityContext"]["runAsUser"] == 33
+    assert container(backend, "php-fpm")["securityContext"]["runAsUser"] == 33
+    assert container(backend, "prepare", "initContainers")["securityContext"]["runAsUser"] == 33
+    assert container(backend, "nginx")["securityContext"]["runAsUser"] == 101
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_service_account_token_is_not_mounted(render_with: RenderWith, chart: str) -> None:
+    render = render_with(chart)
+    assert render.one("ServiceAccount")["automountServiceAccountToken"] is False
+    for kind in ("Deployment", "Job"):
+        for doc in render.kinds(kind):
+            assert doc["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    for pod in render.kinds("Pod"):
+        assert pod["spec"]["automountServiceAccountToken"] is False
+
+
+def test_frontend_writable_paths_are_emptydirs(render_with: RenderWith) -> None:
+    spec = pod_spec(render_with("frontend"))
+    mounts = {m["mountPath"]: m["name"] for m in container(spec, "nginx")["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    for path in ("/tmp", "/var/cache/nginx"):
+        assert "emptyDir" in volumes[mounts[path]], path
+
+
+def test_backend_writable_paths_are_emptydirs(render_with: RenderWith) -> None:
+    spec = pod_spec(render_with("backend"))
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    php = {m["mountPath"]: m["name"] for m in container(spec, "php-fpm")["volumeMounts"]}
+    nginx = {m["mountPath"]: m["name"] for m in container(spec, "nginx")["volumeMounts"]}
+    for path in ("/tmp", "/var/www/html/storage", "/var/www/html/bootstrap/cache"):
+        assert "emptyDir" in volumes[php[path]], path
+    for path in ("/tmp", "/var/cache/nginx", "/var/www/html/public"):
+        assert "emptyDir" in volumes[nginx[path]], path
+    # The init container fills the public/ emptyDir nginx serves.
+    init = container(spec, "prepare", "initContainers")
+    assert {m["name"] for m in init["volumeMounts"]} >= {"public", "storage"}
+    assert "cp -a /var/www/html/public/. /work/public/" in init["command"][-1]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_pod_labels_carry_the_network_graph_selectors(render_with: RenderWith, chart: str) -> None:
+    render = render_with(chart)
+    labels = render.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert {k: labels[k] for k in SELECTOR_KEYS} == {
+        "app.kubernetes.io/name": chart,
+        "app.kubernetes.io/instance": chart,
+    }
+    selector = render.one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+    assert render.one("Service")["spec"]["selector"] == selector
+
+
+def test_image_tag_defaults_to_app_version_and_digest_wins(render_with: RenderWith) -> None:
+    assert container(pod_spec(render_with("frontend")), "nginx")["image"] == "ghcr.io/threetier/frontend:1.0.0"
+    digest = "sha256:" + "a" * 64
+    pinned = render_with("frontend", f"image.digest={digest}", "image.tag=9.9.9")
+    assert container(pod_spec(pinned), "nginx")["image"] == f"ghcr.io/threetier/frontend@{digest}"
+    tagged = render_with("backend", "image.tag=2.3.4")
+    spec = pod_spec(tagged)
+    assert container(spec, "php-fpm")["image"] == "ghcr.io/threetier/backend:2.3.4"
+    assert container(spec, "prepare", "initContainers")["image"] == "ghcr.io/threetier/backend:2.3.4"
+
+
+# --- Probes and graceful shutdown ------------------------------------------------------------------------
+
+
+def test_frontend_probes(render_with: RenderWith) -> None:
+    nginx = container(pod_spec(render_with("frontend")), "nginx")
+    live, ready = nginx["livenessProbe"], nginx["readinessProbe"]
+    assert live["httpGet"] == {"path": "/healthz", "port": "http"} == ready["httpGet"]
+    assert ready["periodSeconds"] < live["periodSeconds"]
+    assert (ready["periodSeconds"], live["periodSeconds"]) == (5, 20)
+    assert "location = /healthz" in config_text(render_with("frontend"), "frontend-nginx", "nginx.conf")
+
+
+def test_backend_probes(render_with: RenderWith) -> None:
+    render = render_with("backend")
+    spec = pod_spec(render)
+    nginx, php = container(spec, "nginx"), container(spec, "php-fpm")
+    assert nginx["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert nginx["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert php["readinessProbe"]["tcpSocket"] == {"port": "fastcgi"} == php["livenessProbe"]["tcpSocket"]
+    for c in (nginx, php):
+        assert c["readinessProbe"]["periodSeconds"] < c["livenessProbe"]["periodSeconds"]
+        assert c["readinessProbe"]["initialDelaySeconds"] < c["livenessProbe"]["initialDelaySeconds"]
+    # /readyz is PHP-FPM's ping through FastCGI: ready means nginx and PHP-FPM both serve (no database).
+    conf = config_text(render, "backend-nginx", "nginx.conf")
+    readyz = conf[conf.index("location = /readyz") :].split("}", 1)[0]
+    assert "fastcgi_param SCRIPT_NAME /fpm-ping;" in readyz
+    assert "fastcgi_pass php_fpm;" in readyz
+    pool = config_text(render, "backend-php-fpm", "zz-threetier.conf")
+    assert "ping.path = /fpm-ping" in pool
+    assert "pm.status_path = /fpm-status" in pool
+    assert "listen = 127.0.0.1:9000" in pool
+    assert "server 127.0.0.1:9000;" in conf
+
+
+def _prestop_sleep(c: dict[str, Any]) -> int:
+    command = c["lifecycle"]["preStop"]["exec"]["command"][-1]
+    match = re.match(r"sleep (\d+)", command)
+    assert match, command
+    return int(match.group(1))
+
+
+def test_frontend_prestop_drains_before_nginx_quits(render_with: RenderWith) -> None:
+    nginx = container(pod_spec(render_with("frontend")), "nginx")
+    command = nginx["lifecycle"]["preStop"]["exec"]["command"][-1]
+    assert command.endswith("nginx -c /etc/nginx/threetier/nginx.conf -s quit")
+    assert 0 < _prestop_sleep(nginx) < 60
+
+
+def test_backend_prestop_order_fits_in_the_grace_period(render_with: RenderWith) -> None:
+    render = render_with("backend")
+    spec = pod_spec(render)
+    nginx, php = container(spec, "nginx"), container(spec, "php-fpm")
+    assert nginx["lifecycle"]["preStop"]["exec"]["command"][-1].endswith("-s quit")
+    php_cmd = php["lifecycle"]["preStop"]["exec"]["command"][-1]
+    assert "kill -QUIT 1" in php_cmd and "while kill -0 1" in php_cmd
+    # nginx stops accepting before PHP-FPM is asked to drain, and the drain ends before SIGKILL.
+    assert _prestop_sleep(nginx) < _prestop_sleep(php)
+    pool = config_text(render, "backend-php-fpm", "zz-threetier.conf")
+    control = int(re.search(r"process_control_timeout = (\d+)s", pool).group(1))  # type: ignore[union-attr]
+    assert _prestop_sleep(php) + control < spec["terminationGracePeriodSeconds"]
+
+
+# --- Configuration: nginx, the SPA runtime config, Laravel ---------------------------------------------
+
+
+def test_frontend_nginx_config(render_with: RenderWith) -> None:
+    conf = config_text(render_with("frontend"), "frontend-nginx", "nginx.conf")
+    assert "listen 8080;" in conf
+    assert "try_files $uri $uri/ /index.html;" in conf
+    assert "gzip on;" in conf
+    assert 'add_header Cache-Control "public, max-age=31536000, immutable" always;' in conf
+    assert "log_format json escape=json" in conf and "access_log /dev/stdout json;" in conf
+    assert "error_log /dev/stderr" in conf
+    assert container(pod_spec(render_with("frontend")), "nginx")["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"}
+    ]
+
+
+def test_frontend_gzip_can_be_disabled(render_with: RenderWith) -> None:
+    conf = config_text(render_with("frontend", "nginx.gzip.enabled=false"), "frontend-nginx", "nginx.conf")
+    assert "gzip off;" in conf and "gzip on;" not in conf
+
+
+@pytest.mark.parametrize("helm", HELMS)
+def test_spa_runtime_config_comes_from_the_environment(rendered: Rendered, helm: str) -> None:
+    render = rendered(helm, "frontend", "prod")
+    script = config_text(render, "frontend-runtime-config", "config.js")
+    assert script.strip() == 'window["__APP_CONFIG__"] = Object.freeze({"apiBaseUrl":"/api","environment":"prod"});'
+    spec = pod_spec(render)
+    volume = next(v for v in spec["volumes"] if v.get("configMap", {}).get("name") == "frontend-runtime-config")
+    mounts = container(spec, "nginx")["volumeMounts"]
+    assert any(m["name"] == volume["name"] and m["mountPath"] == "/usr/share/nginx/runtime-config" for m in mounts)
+    assert "alias /usr/share/nginx/runtime-config/config.js;" in config_text(render, "frontend-nginx", "nginx.conf")
+
+
+def test_laravel_env(rendered: Rendered) -> None:
+    env = rendered("helm", "backend", "dev").one("ConfigMap", "backend-env")["data"]
+    assert env["LOG_CHANNEL"] == "stderr"
+    assert env["LOG_STDERR_FORMATTER"] == "Monolog\\Formatter\\JsonFormatter"
+    assert env["DB_CONNECTION"] == "pgsql"
+    assert (env["DB_HOST"], env["DB_PORT"], env["DB_DATABASE"], env["DB_SSLMODE"]) == (
+        "acid-threetier-pooler.threetier-db.svc",
+        "5432",
+        "app",
+        "require",
+    )
+    assert (env["APP_ENV"], env["CACHE_STORE"], env["SESSION_DRIVER"]) == ("dev", "file", "cookie")
+    assert env["OTEL_SDK_DISABLED"] == "false"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring.svc:4318"
+    assert "deployment.environment.name=dev" in env["OTEL_RESOURCE_ATTRIBUTES"].split(",")
+    assert {"OTEL_SERVICE_NAME", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_PROPAGATORS"} <= set(env)
+    # Secrets never land in the ConfigMap.
+    assert not {"APP_KEY", "DB_USERNAME", "DB_PASSWORD"} & set(env)
+
+
+def test_otel_is_off_by_default(render_with: RenderWith) -> None:
+    env = render_with("backend").one("ConfigMap", "backend-env")["data"]
+    assert env["OTEL_SDK_DISABLED"] == "true"
+
+
+def test_structured_logs_of_nginx_and_php_fpm(render_with: RenderWith) -> None:
+    render = render_with("backend")
+    conf = config_text(render, "backend-nginx", "nginx.conf")
+    assert "log_format json escape=json" in conf and "access_log /dev/stdout json;" in conf
+    pool = config_text(render, "backend-php-fpm", "zz-threetier.conf")
+    for line in (
+        "catch_workers_output = yes",
+        "decorate_workers_output = no",
+        "clear_env = no",
+        "error_log = /proc/self/fd/2",
+    ):
+        assert line in pool
+    assert re.search(r'access\.format = "\{\\"time\\"', pool)
+
+
+def _env_ref(c: dict[str, Any], name: str) -> dict[str, str]:
+    entry = next(e for e in c["env"] if e["name"] == name)
+    return entry["valueFrom"]["secretKeyRef"]
+
+
+@pytest.mark.parametrize("helm", HELMS)
+def test_zalando_secret_is_used_as_is(rendered: Rendered, helm: str) -> None:
+    render = rendered(helm, "backend", "staging")
+    php = container(pod_spec(render), "php-fpm")
+    zalando = "app.acid-threetier.credentials.postgresql.acid.zalan.do"
+    assert _env_ref(php, "DB_USERNAME") == {"name": zalando, "key": "username"}
+    assert _env_ref(php, "DB_PASSWORD") == {"name": zalando, "key": "password"}
+    assert _env_ref(php, "APP_KEY") == {"name": "threetier-app-key", "key": "app-key"}
+    assert php["envFrom"] == [{"configMapRef": {"name": "backend-env"}}]
+    # Both secrets exist outside the chart, so it makes none.
+    assert render.kinds("Secret") == []
+
+
+def test_chart_made_secrets(render_with: RenderWith) -> None:
+    render = render_with("backend", "database.existingSecret=", "database.username=app", "database.password=s3cret")
+    secrets = {s["metadata"]["name"]: s["data"] for s in render.kinds("Secret")}
+    assert set(secrets) == {"backend-app", "backend-db"}
+    assert secrets["backend-db"] == {"username": "YXBw", "password": "czNjcmV0"}
+    php = container(pod_spec(render), "php-fpm")
+    assert _env_ref(php, "DB_PASSWORD") == {"name": "backend-db", "key": "password"}
+
+
+# --- Checksums roll the pods ----------------------------------------------------------------------------
+
+
+def test_frontend_checksum_follows_the_config(render_with: RenderWith) -> None:
+    base = pod_annotations(render_with("frontend"))["checksum/config"]
+    assert re.fullmatch(r"[0-9a-f]{64}", base)
+    assert pod_annotations(render_with("frontend", "runtimeConfig.values.apiBaseUrl=/v2"))["checksum/config"] != base
+    assert pod_annotations(render_with("frontend", "nginx.clientMaxBodySize=2m"))["checksum/config"] != base
+    assert pod_annotations(render_with("frontend", "resources.limits.cpu=1"))["checksum/config"] == base
+
+
+def test_backend_checksums_follow_config_and_secret(render_with: RenderWith) -> None:
+    base = pod_annotations(render_with("backend"))
+    config_change = pod_annotations(render_with("backend", "app.logLevel=debug"))
+    assert config_change["checksum/config"] != base["checksum/config"]
+    assert config_change["checksum/secret"] == base["checksum/secret"]
+    fpm_change = pod_annotations(render_with("backend", "phpfpm.maxChildren=20"))
+    assert fpm_change["checksum/config"] != base["checksum/config"]
+    secret_change = pod_annotations(render_with("backend", "app.key=base64:b3RoZXIta2V5"))
+    assert secret_change["checksum/secret"] != base["checksum/secret"]
+    assert secret_change["checksum/config"] == base["checksum/config"]
+
+
+# --- Hooks ----------------------------------------------------------------------------------------------
+
+
+def test_migration_and_seed_hooks(render_with: RenderWith) -> None:
+    render = render_with("backend", "seed.enabled=true")
+    migrate, seed = render.one("Job", "backend-migrate"), render.one("Job", "backend-seed")
+    for job in (migrate, seed):
+        annotations = job["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation"
+        assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert int(migrate["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        seed["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+    assert (migrate["spec"]["backoffLimit"], migrate["spec"]["activeDeadlineSeconds"]) == (2, 600)
+    assert (seed["spec"]["backoffLimit"], seed["spec"]["activeDeadlineSeconds"]) == (1, 300)
+    assert container(migrate["spec"]["template"]["spec"], "migrate")["command"] == [
+        "php",
+        "artisan",
+        "migrate",
+        "--force",
+        "--no-interaction",
+    ]
+    assert container(seed["spec"]["template"]["spec"], "seed")["command"] == [
+        "php",
+        "artisan",
+        "db:seed",
+        "--force",
+        "--no-interaction",
+    ]
+
+
+def test_hooks_have_the_app_security_context_and_env(render_with: RenderWith) -> None:
+    render = render_with("backend")
+    app = container(pod_spec(render), "php-fpm")
+    job_spec = pod_spec(render, "Job", "backend-migrate")
+    job = container(job_spec, "migrate")
+    assert job["securityContext"] == app["securityContext"]
+    assert job_spec["securityContext"] == pod_spec(render)["securityContext"]
+    assert job["env"] == app["env"] and job["envFrom"] == app["envFrom"]
+
+
+def test_hook_switches(render_with: RenderWith, rendered: Rendered) -> None:
+    assert render_with("backend", "migrations.enabled=false").kinds("Job") == []
+    assert [j["metadata"]["name"] for j in render_with("backend").kinds("Job")] == ["backend-migrate"]
+    assert {j["metadata"]["name"] for j in rendered("helm", "backend", "dev").kinds("Job")} == {
+        "backend-migrate",
+        "backend-seed",
+    }
+    assert {j["metadata"]["name"] for j in rendered("helm", "backend", "prod").kinds("Job")} == {"backend-migrate"}
+
+
+def test_readiness_does_not_wait_for_the_hooks(render_with: RenderWith) -> None:
+    """With --wait, post-install hooks run after the release is Ready: nothing in the app may wait for them."""
+    render = render_with("backend")
+    deployment = render.one("Deployment")
+    assert "helm.sh/hook" not in (deployment["metadata"].get("annotations") or {})
+    service_selector = render.one("Service")["spec"]["selector"]
+    job_labels = render.one("Job", "backend-migrate")["spec"]["template"]["metadata"]["labels"]
+    # The hook pods share the network graph's labels (database egress applies) but are never endpoints.
+    assert {k: job_labels[k] for k in SELECTOR_KEYS} == {k: service_selector[k] for k in SELECTOR_KEYS}
+    assert not service_selector.items() <= job_labels.items()
+    init = container(pod_spec(render), "prepare", "initContainers")["command"][-1]
+    assert "artisan" not in init and "DB_" not in init
+
+
+# --- Service, ServiceMonitor, Ingress, HTTPRoute, NetworkPolicy ---------------------------------------
+
+
+def test_services(render_with: RenderWith) -> None:
+    frontend = render_with("frontend").one("Service")["spec"]
+    assert frontend["type"] == "ClusterIP"
+    assert frontend["ports"][0] == {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    backend = render_with("backend")
+    ports = {p["name"]: p for p in backend.one("Service")["spec"]["ports"]}
+    assert (ports["http"]["port"], ports["http"]["targetPort"]) == (80, "http")
+    assert (ports["metrics"]["port"], ports["metrics"]["targetPort"]) == (9090, "metrics")
+    nginx_ports = {p["name"]: p["containerPort"] for p in container(pod_spec(backend), "nginx")["ports"]}
+    assert nginx_ports == {"http": 8080, "metrics": 9090}
+
+
+def test_servicemonitor_only_with_the_api(render_with: RenderWith) -> None:
+    render = render_with("backend")
+    monitor = render.one("ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    ]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= render.one("Service")["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["threetier"]}
+    assert render_with("backend", api_versions=()).kinds("ServiceMonitor") == []
+    assert render_with("backend", "serviceMonitor.enabled=false").kinds("ServiceMonitor") == []
+    relabelled = render_with("backend", "serviceMonitor.labels.release=prom", "serviceMonitor.interval=15s").one(
+        "ServiceMonitor"
+    )
+    assert relabelled["metadata"]["labels"]["release"] == "prom"
+    assert relabelled["spec"]["endpoints"][0]["interval"] == "15s"
+
+
+@pytest.mark.parametrize(("chart", "path"), [("frontend", "/"), ("backend", "/api")])
+@pytest.mark.parametrize("helm", HELMS)
+def test_ingress_routes(rendered: Rendered, helm: str, chart: str, path: str) -> None:
+    dev = rendered(helm, chart, "dev").one("Ingress")["spec"]
+    assert dev["ingressClassName"] == "nginx"
+    assert dev["tls"] == [{"secretName": "threetier-dev-tls", "hosts": ["dev.threetier.example.com"]}]
+    rule = dev["rules"][0]
+    assert rule["host"] == "dev.threetier.example.com"
+    assert rule["http"]["paths"] == [
+        {"path": path, "pathType": "Prefix", "backend": {"service": {"name": chart, "port": {"name": "http"}}}},
+    ]
+    prod = rendered(helm, chart, "prod").one("Ingress")
+    assert prod["spec"]["ingressClassName"] == "alb"
+    assert prod["metadata"]["annotations"]["alb.ingress.kubernetes.io/group.name"] == "threetier"
+
+
+def test_ingress_is_off_by_default(render_with: RenderWith) -> None:
+    for chart in CHARTS:
+        assert render_with(chart).kinds("Ingress") == []
+
+
+@pytest.mark.parametrize(("chart", "prefix"), [("frontend", "/"), ("backend", "/api")])
+def test_httproute_instead_of_ingress(render_with: RenderWith, chart: str, prefix: str) -> None:
+    render = render_with(
+        chart,
+        "httpRoute.enabled=true",
+        "httpRoute.parentRefs[0].name=public",
+        "httpRoute.parentRefs[0].namespace=gateway-system",
+        "httpRoute.hostnames[0]=app.example.com",
+    )
+    assert render.kinds("Ingress") == []
+    route = render.one("HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateway-system"}]
+    assert route["spec"]["hostnames"] == ["app.example.com"]
+    assert route["spec"]["rules"] == [
+        {"matches": [{"path": {"type": "PathPrefix", "value": prefix}}], "backendRefs": [{"name": chart, "port": 80}]},
+    ]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_network_policy_is_off_by_default_and_driven_by_values(render_with: RenderWith, chart: str) -> None:
+    assert render_with(chart).kinds("NetworkPolicy") == []
+    render = render_with(
+        chart,
+        "networkPolicy.enabled=true",
+        "networkPolicy.ingress[0].ports[0].port=8080",
+        "networkPolicy.egress[0].ports[0].port=53",
+        "networkPolicy.egress[0].ports[0].protocol=UDP",
+    )
+    policy = render.one("NetworkPolicy")["spec"]
+    assert policy["podSelector"] == render.one("Deployment")["spec"]["selector"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [{"ports": [{"port": 8080}]}]
+    assert policy["egress"] == [{"ports": [{"port": 53, "protocol": "UDP"}]}]
+
+
+# --- Scheduling presets, priority, pull secrets, helm test ----------------------------------------------
+
+
+def test_scheduling_presets(rendered: Rendered, render_with: RenderWith) -> None:
+    prod = pod_spec(rendered("helm", "backend", "prod"))
+    assert prod["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert prod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert "preferredDuringSchedulingIgnoredDuringExecution" in prod["affinity"]["podAntiAffinity"]
+    local = pod_spec(rendered("helm", "backend", "local"))
+    assert "affinity" not in local and "topologySpreadConstraints" not in local
+    hard = pod_spec(render_with("frontend", "affinityPreset.podAntiAffinity=hard"))
+    term = hard["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    custom = pod_spec(
+        render_with(
+            "frontend",
+            "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=pool",
+        )
+    )
+    assert set(custom["affinity"]) == {"nodeAffinity"}
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_priority_class_and_pull_secrets(render_with: RenderWith, chart: str) -> None:
+    render = render_with(chart, "priorityClassName=threetier-high", "imagePullSecrets[0].name=regcred")
+    spec = pod_spec(render)
+    assert spec["priorityClassName"] == "threetier-high"
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert "priorityClassName" not in pod_spec(render_with(chart))
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_helm_test_hook_pod(render_with: RenderWith, chart: str) -> None:
+    pods = render_with(chart).kinds("Pod")
+    assert len(pods) == 1
+    assert pods[0]["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pods[0]["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+    assert render_with(chart, "tests.enabled=false").kinds("Pod") == []
