@@ -44,6 +44,18 @@ VERSIONS = read_versions()
 KUBE_VERSION = VERSIONS["KUBERNETES_VERSION"].removeprefix("v")
 
 
+# Values the backend cannot render without (a database and an app key); the frontend needs none. With them,
+# `defaults` shows each chart's own default numbers.
+REQUIRED_VALUES = {
+    "frontend": (),
+    "backend": (
+        "database.host=acid-threetier-pooler.threetier-db.svc",
+        "database.existingSecret=app.acid-threetier.credentials.postgresql.acid.zalan.do",
+        "app.key=base64:dGVzdC1vbmx5LWtleS10ZXN0LW9ubHkta2V5LTAwMDA=",
+    ),
+}
+
+
 class RenderError(Exception):
     """helm exited non-zero; the message is helm's stderr."""
 
@@ -132,11 +144,14 @@ def pod_templates(doc: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str
 # --- Custom resources -------------------------------------------------------------------------------------
 
 # Chart tarball and member holding each CRD kind the charts render, read at test time (never copied).
+_KPS_TARBALL = f"kube-prometheus-stack-{VERSIONS['KUBE_PROMETHEUS_STACK_CHART_VERSION']}.tgz"
 CRD_SOURCES = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): (
-        f"kube-prometheus-stack-{VERSIONS['KUBE_PROMETHEUS_STACK_CHART_VERSION']}.tgz",
-        "kube-prometheus-stack/charts/crds/crds/crd-servicemonitors.yaml",
-    ),
+    ("monitoring.coreos.com/v1", kind): (_KPS_TARBALL, f"kube-prometheus-stack/charts/crds/crds/crd-{plural}.yaml")
+    for kind, plural in (
+        ("ServiceMonitor", "servicemonitors"),
+        ("PodMonitor", "podmonitors"),
+        ("PrometheusRule", "prometheusrules"),
+    )
 }
 # Kinds validated by structure only, with the reason: no schema source exists offline.
 CRD_SCHEMA_SKIPPED = {

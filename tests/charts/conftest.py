@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import cache
 
 import pytest
-from chart_render import HELMS, MONITORING_API, Render, helm_template, parse_manifests, render
+from chart_render import HELMS, MONITORING_API, REQUIRED_VALUES, Render, helm_template, parse_manifests, render
 
 
 def _require_tool(name: str) -> str:
@@ -37,18 +37,6 @@ def rendered(helm_bins: dict[str, str]) -> Callable[[str, str, str], Render]:
         return render(helm_bins[helm], chart, environment)
 
     return get
-
-
-# Values the backend cannot render without (a database and an app key); the frontend needs none. With them,
-# `defaults` shows each chart's own default numbers.
-REQUIRED_VALUES = {
-    "frontend": (),
-    "backend": (
-        "database.host=acid-threetier-pooler.threetier-db.svc",
-        "database.existingSecret=app.acid-threetier.credentials.postgresql.acid.zalan.do",
-        "app.key=base64:dGVzdC1vbmx5LWtleS10ZXN0LW9ubHkta2V5LTAwMDA=",
-    ),
-}
 
 
 @pytest.fixture(scope="session")
