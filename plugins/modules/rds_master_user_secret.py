@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: threetier.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Let RDS manage an instance's master user password in AWS Secrets Manager."""
@@ -77,31 +76,24 @@ kms_key_id:
   sample: "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 """
 
-import time
-from typing import Any
+import contextlib  # noqa: E402 (Ansible modules put their documentation first)
+import time  # noqa: E402
+from typing import Any  # noqa: E402
 
-try:
+with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore itself
     import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import (
-    is_boto3_error_code,
-)
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
 
 POLL_SECONDS = 5
 
 
-def describe_instance(
-    client: Any, module: AnsibleAWSModule, identifier: str
-) -> dict[str, Any] | None:
+def describe_instance(client: Any, module: AnsibleAWSModule, identifier: str) -> dict[str, Any] | None:
     """Return the instance as DescribeDBInstances reports it, or None when it does not exist."""
     try:
-        result = client.describe_db_instances(
-            aws_retry=True, DBInstanceIdentifier=identifier
-        )
+        result = client.describe_db_instances(aws_retry=True, DBInstanceIdentifier=identifier)
     except is_boto3_error_code("DBInstanceNotFound"):
         return None
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
@@ -119,9 +111,7 @@ def key_matches(wanted: str | None, current: str | None) -> bool:
     return current == wanted or current.split("/")[-1] == wanted.split("/")[-1]
 
 
-def modification_needed(
-    instance: dict[str, Any], kms_key_id: str | None
-) -> dict[str, Any]:
+def modification_needed(instance: dict[str, Any], kms_key_id: str | None) -> dict[str, Any]:
     """The ModifyDBInstance parameters that bring the instance to the wanted state (empty when it is there)."""
     secret = instance.get("MasterUserSecret") or {}
     if not secret.get("SecretArn"):
@@ -134,24 +124,20 @@ def modification_needed(
     return {}
 
 
-def wait_until_active(
-    client: Any, module: AnsibleAWSModule, identifier: str, timeout: int
-) -> dict[str, Any]:
+def wait_until_active(client: Any, module: AnsibleAWSModule, identifier: str, timeout: int) -> dict[str, Any]:
     """Poll until the instance is available and its secret is active; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         instance = describe_instance(client, module, identifier) or {}
         secret = instance.get("MasterUserSecret") or {}
-        if (
-            instance.get("DBInstanceStatus") == "available"
-            and secret.get("SecretStatus") == "active"
-        ):
+        if instance.get("DBInstanceStatus") == "available" and secret.get("SecretStatus") == "active":
             return instance
         if time.monotonic() >= deadline:
             module.fail_json(
                 msg=(
-                    f"Timed out after {timeout}s waiting for DB instance {identifier} to be available with an active "
-                    f"master user secret (instance: {instance.get('DBInstanceStatus')}, secret: {secret.get('SecretStatus')})"
+                    f"Timed out after {timeout}s waiting for DB instance {identifier} to be available with an "
+                    f"active master user secret (instance: {instance.get('DBInstanceStatus')}, "
+                    f"secret: {secret.get('SecretStatus')})"
                 )
             )
         time.sleep(POLL_SECONDS)
@@ -190,9 +176,7 @@ def main() -> None:
     if instance is None:
         if module.check_mode:
             module.exit_json(**result_of(None, True))
-        module.fail_json(
-            msg=f"DB instance {identifier} does not exist; create it with amazon.aws.rds_instance first"
-        )
+        module.fail_json(msg=f"DB instance {identifier} does not exist; create it with amazon.aws.rds_instance first")
 
     params = modification_needed(instance, module.params["kms_key_id"])
     if not params:
@@ -208,14 +192,10 @@ def main() -> None:
             **params,
         )["DBInstance"]
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(
-            e, msg=f"Failed to let RDS manage the master user password of {identifier}"
-        )
+        module.fail_json_aws(e, msg=f"Failed to let RDS manage the master user password of {identifier}")
 
     if module.params["wait"]:
-        modified = wait_until_active(
-            client, module, identifier, module.params["wait_timeout"]
-        )
+        modified = wait_until_active(client, module, identifier, module.params["wait_timeout"])
     module.exit_json(**result_of(modified, True))
 
 
