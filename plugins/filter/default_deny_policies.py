@@ -4,6 +4,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
+    NetworkGraphError,
+    parse_graph,
+    validate_name,
+)
+from ansible_collections.threetier.k8s.plugins.module_utils.network_policy import (
+    default_deny_policies as build,
+)
+
 DOCUMENTATION = r"""
 name: default_deny_policies
 short_description: Default-deny NetworkPolicies, one per namespace
@@ -51,50 +64,24 @@ _value:
   elements: dict
 """
 
-from collections.abc import Iterable, Mapping
-from typing import Any
-
-from ansible.errors import AnsibleFilterError
-from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
-    NetworkGraphError,
-    parse_graph,
-    validate_name,
-)
-from ansible_collections.threetier.k8s.plugins.module_utils.network_policy import (
-    default_deny_policies as build,
-)
-
 
 def _from_list(namespaces: Any, name_prefix: str | None) -> list[dict[str, Any]]:
     if isinstance(namespaces, (str, bytes)) or not isinstance(namespaces, Iterable):
-        raise NetworkGraphError(
-            f"expected a list of namespace names or the flow graph, got {namespaces!r}"
-        )
-    names = [
-        validate_name(namespace, f"namespaces[{index}]")
-        for index, namespace in enumerate(namespaces)
-    ]
+        raise NetworkGraphError(f"expected a list of namespace names or the flow graph, got {namespaces!r}")
+    names = [validate_name(namespace, f"namespaces[{index}]") for index, namespace in enumerate(namespaces)]
     prefix = validate_name(name_prefix or "threetier", "name_prefix", max_length=40)
     return build(names, prefix)
 
 
-def _from_graph(
-    network: Mapping[str, Any], name_prefix: str | None
-) -> list[dict[str, Any]]:
+def _from_graph(network: Mapping[str, Any], name_prefix: str | None) -> list[dict[str, Any]]:
     graph = parse_graph(network)
     if not graph.enabled:
         return []
-    prefix = (
-        validate_name(name_prefix, "name_prefix", max_length=40)
-        if name_prefix
-        else graph.name_prefix
-    )
+    prefix = validate_name(name_prefix, "name_prefix", max_length=40) if name_prefix else graph.name_prefix
     return build(graph.managed_namespaces, prefix)
 
 
-def default_deny_policies(
-    namespaces: Any, name_prefix: str | None = None
-) -> list[dict[str, Any]]:
+def default_deny_policies(namespaces: Any, name_prefix: str | None = None) -> list[dict[str, Any]]:
     """Default-deny policies for a list of namespaces or for the managed namespaces of a graph."""
     try:
         if isinstance(namespaces, Mapping):

@@ -4,6 +4,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
+    NetworkGraphError,
+    parse_graph,
+)
+from ansible_collections.threetier.k8s.plugins.module_utils.network_policy import (
+    resolved_flows,
+)
+
 DOCUMENTATION = r"""
 name: network_flows
 short_description: List every flow the graph allows, built-in flows included
@@ -29,7 +40,9 @@ seealso:
 EXAMPLES = r"""
 - name: Show which components may reach the database
   ansible.builtin.debug:
-    msg: "{{ threetier_network | threetier.k8s.network_flows | selectattr('to', 'eq', 'spilo') | map(attribute='from') | unique }}"
+    msg: >-
+      {{ threetier_network | threetier.k8s.network_flows
+         | selectattr('to', 'eq', 'spilo') | map(attribute='from') | unique }}
 """
 
 RETURN = r"""
@@ -68,17 +81,6 @@ _value:
       description: The graph entry or built-in rule the flow comes from.
       type: str
 """
-
-from typing import Any
-
-from ansible.errors import AnsibleFilterError
-from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
-    NetworkGraphError,
-    parse_graph,
-)
-from ansible_collections.threetier.k8s.plugins.module_utils.network_policy import (
-    resolved_flows,
-)
 
 
 def network_flows(network: Any) -> list[dict[str, Any]]:

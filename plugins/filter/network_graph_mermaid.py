@@ -4,6 +4,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.threetier.k8s.plugins.module_utils.network_diagram import (
+    DIRECTIONS,
+    mermaid,
+)
+from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
+    NetworkGraphError,
+    parse_graph,
+)
+
 DOCUMENTATION = r"""
 name: network_graph_mermaid
 short_description: Draw the flow graph as a Mermaid flowchart
@@ -55,22 +67,8 @@ _value:
   type: str
 """
 
-from typing import Any
 
-from ansible.errors import AnsibleFilterError
-from ansible_collections.threetier.k8s.plugins.module_utils.network_diagram import (
-    DIRECTIONS,
-    mermaid,
-)
-from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
-    NetworkGraphError,
-    parse_graph,
-)
-
-
-def network_graph_mermaid(
-    network: Any, direction: str = "LR", show_dns: bool = True
-) -> str:
+def network_graph_mermaid(network: Any, direction: str = "LR", show_dns: bool = True) -> str:
     """Mermaid flowchart of the graph."""
     if direction not in DIRECTIONS:
         raise AnsibleFilterError(

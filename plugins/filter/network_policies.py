@@ -4,6 +4,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
+    NetworkGraphError,
+    parse_graph,
+)
+from ansible_collections.threetier.k8s.plugins.module_utils.network_policy import (
+    network_policies as build,
+)
+
 DOCUMENTATION = r"""
 name: network_policies
 short_description: Build least-privilege NetworkPolicies from a declarative flow graph
@@ -21,15 +32,19 @@ description:
     O(_input.dns.enabled=false); in database mode C(operator) the Zalando Spilo pods (C(application=spilo),
     C(cluster-name=<cluster_name>)) reach each other on the database port and on 8008 (Patroni) and the API server
     CIDRs (Patroni's leader lock), the pooler pods (C(application=db-connection-pooler),
-    C(connection-pooler=<cluster_name>-pooler)) reach Spilo, the operator (when O(_input.database.operator_namespace) is set)
+    C(connection-pooler=<cluster_name>-pooler)) reach Spilo, the operator
+    (when O(_input.database.operator_namespace) is set)
     reaches Spilo on the database port (it manages roles over SQL) and on 8008, and every database client reaches
     Spilo and the pooler; in modes C(rds) and C(external) every client reaches the database CIDRs on the database port."
-  - The built-in components are named C(spilo), C(pooler), C(postgres-operator) and C(kube-dns); flows may refer to them.
+  - The built-in components are named C(spilo), C(pooler), C(postgres-operator) and C(kube-dns);
+    flows may refer to them.
   - The output is sorted (policies by namespace and name, rules, peers and ports canonically), so the same graph
     always renders to the same YAML. Empty rule lists are left out (the type alone denies that direction).
-  - Every policy carries the labels C(app.kubernetes.io/managed-by=threetier.k8s), C(threetier.k8s/policy-set=<name_prefix>),
-    C(threetier.k8s/policy-kind=allow) and C(threetier.k8s/component=<component>), so stale policies can be pruned by label.
-  - Invalid input raises an error that names the offending entry, for example C(threetier_network.flows[2] (ingress -> frontnd).to).
+  - Every policy carries the labels C(app.kubernetes.io/managed-by=threetier.k8s),
+    C(threetier.k8s/policy-set=<name_prefix>), C(threetier.k8s/policy-kind=allow) and
+    C(threetier.k8s/component=<component>), so stale policies can be pruned by label.
+  - Invalid input raises an error that names the offending entry, for example the index and both ends of a bad flow;
+    the message starts with V(threetier_network.flows[2] (ingress -> frontnd\).to).
 options:
   _input:
     description: The flow graph.
@@ -37,7 +52,8 @@ options:
     required: true
     suboptions:
       name_prefix:
-        description: Policies are named C(<name_prefix>-<component>); also the value of the C(threetier.k8s/policy-set) label.
+        description:
+          - Policies are named C(<name_prefix>-<component>); also the value of the C(threetier.k8s/policy-set) label.
         type: str
         default: threetier
       enabled:
@@ -46,7 +62,8 @@ options:
         default: true
       components:
         description:
-          - Components by name (a mapping), or a list of mappings with a C(name) key (the list form reports duplicate names).
+          - Components by name (a mapping), or a list of mappings with a C(name) key
+            (the list form reports duplicate names).
           - Names are lowercase DNS labels; C(spilo), C(pooler), C(postgres-operator) and C(kube-dns) are reserved.
           - Two components in one namespace must not be able to select the same pod (they need a common label key with
             different values); a component with C(managed=false) must not share a namespace with managed components.
@@ -147,7 +164,8 @@ options:
         type: dict
         suboptions:
           cidrs:
-            description: Service and endpoint addresses of the API server (NetworkPolicies may see either, depending on the CNI).
+            description:
+              - Service and endpoint addresses of the API server (NetworkPolicies may see either, depending on the CNI).
             type: list
             elements: str
           ports:
@@ -160,7 +178,8 @@ options:
         type: dict
         suboptions:
           mode:
-            description: C(operator) for the Zalando operator in the cluster, C(rds) or C(external) for a database outside it.
+            description:
+              - C(operator) for the Zalando operator in the cluster, C(rds) or C(external) for a database outside it.
             type: str
             choices: [operator, rds, external, none]
           namespace:
@@ -235,17 +254,6 @@ _value:
   type: list
   elements: dict
 """
-
-from typing import Any
-
-from ansible.errors import AnsibleFilterError
-from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
-    NetworkGraphError,
-    parse_graph,
-)
-from ansible_collections.threetier.k8s.plugins.module_utils.network_policy import (
-    network_policies as build,
-)
 
 
 def network_policies(network: Any) -> list[dict[str, Any]]:

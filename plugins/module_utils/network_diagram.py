@@ -51,13 +51,8 @@ def _namespace_blocks(graph: Graph, show_dns: bool) -> list[str]:
             by_namespace[component.namespace].append(component)
     lines = []
     for namespace in sorted(by_namespace):
-        lines.append(
-            f'  subgraph {_node_id("ns", namespace)}["namespace {_text(namespace)}"]'
-        )
-        lines.extend(
-            f"    {_component_node(c)}"
-            for c in sorted(by_namespace[namespace], key=lambda c: c.name)
-        )
+        lines.append(f'  subgraph {_node_id("ns", namespace)}["namespace {_text(namespace)}"]')
+        lines.extend(f"    {_component_node(c)}" for c in sorted(by_namespace[namespace], key=lambda c: c.name))
         lines.append("  end")
     return lines
 
@@ -71,18 +66,12 @@ def _cidr_nodes(graph: Graph, groups: dict[tuple[str, ...], str]) -> list[str]:
     return lines
 
 
-def _arrows(
-    graph: Graph, groups: dict[tuple[str, ...], str], show_dns: bool
-) -> list[str]:
+def _arrows(graph: Graph, groups: dict[tuple[str, ...], str], show_dns: bool) -> list[str]:
     ports: dict[tuple[str, str], set[Port]] = defaultdict(set)
     for edge in graph.edges:
         if edge.target == DNS_COMPONENT and not show_dns:
             continue
-        target = (
-            _node_id("c", edge.target)
-            if edge.target is not None
-            else groups[edge.cidrs]
-        )
+        target = _node_id("c", edge.target) if edge.target is not None else groups[edge.cidrs]
         ports[(_node_id("c", edge.source), target)].update(edge.ports)
     lines = []
     for (source, target), port_set in sorted(ports.items()):
@@ -92,9 +81,7 @@ def _arrows(
 
 
 def _styles(graph: Graph, show_dns: bool) -> list[str]:
-    drawn = [
-        c for c in graph.components.values() if show_dns or c.name != DNS_COMPONENT
-    ]
+    drawn = [c for c in graph.components.values() if show_dns or c.name != DNS_COMPONENT]
     peers = sorted(_node_id("c", c.name) for c in drawn if not c.managed)
     lines = [
         "  classDef peer stroke-dasharray: 4 3",

@@ -144,11 +144,7 @@ def _bool(value: Any, where: str) -> bool:
 
 
 def _dns_label(value: Any, where: str, max_length: int = 63) -> str:
-    if (
-        not isinstance(value, str)
-        or len(value) > max_length
-        or not _DNS_LABEL.match(value)
-    ):
+    if not isinstance(value, str) or len(value) > max_length or not _DNS_LABEL.match(value):
         raise _fail(
             where,
             f"{value!r} is not a valid name (lowercase letters, digits and '-', at most {max_length} characters)",
@@ -160,10 +156,7 @@ def _label_key(key: Any, where: str) -> str:
     if not isinstance(key, str) or not key:
         raise _fail(where, f"label key {key!r} is not a string")
     prefix, _, name = key.rpartition("/")
-    if prefix and (
-        len(prefix) > 253
-        or not all(_DNS_LABEL.match(part) for part in prefix.split("."))
-    ):
+    if prefix and (len(prefix) > 253 or not all(_DNS_LABEL.match(part) for part in prefix.split("."))):
         raise _fail(where, f"label key {key!r} has an invalid prefix")
     if len(name) > 63 or not _LABEL_NAME.match(name):
         raise _fail(where, f"label key {key!r} is not a valid label name")
@@ -172,9 +165,7 @@ def _label_key(key: Any, where: str) -> str:
 
 def _label_value(key: str, value: Any, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise _fail(
-            where, f"label {key!r} has value {value!r}; label values are strings"
-        )
+        raise _fail(where, f"label {key!r} has value {value!r}; label values are strings")
     text = str(value)
     if len(text) > 63 or not _LABEL_VALUE.match(text):
         raise _fail(where, f"label {key}={text!r} is not a valid label value")
@@ -188,11 +179,7 @@ def _labels(value: Any, where: str) -> tuple[tuple[str, str], ...]:
             where,
             "has no selector labels; an empty selector would select every pod of the namespace",
         )
-    return tuple(
-        sorted(
-            (_label_key(k, where), _label_value(k, v, where)) for k, v in labels.items()
-        )
-    )
+    return tuple(sorted((_label_key(k, where), _label_value(k, v, where)) for k, v in labels.items()))
 
 
 def _protocol(value: Any, where: str) -> str:
@@ -255,10 +242,7 @@ def _ports(value: Any, default_protocol: str, where: str) -> tuple[Port, ...]:
     entries = _sequence(value, where)
     if not entries:
         raise _fail(where, "lists no ports; every flow names the ports it allows")
-    return tuple(
-        _port(entry, default_protocol, f"{where}[{index}]")
-        for index, entry in enumerate(entries)
-    )
+    return tuple(_port(entry, default_protocol, f"{where}[{index}]") for index, entry in enumerate(entries))
 
 
 def _cidr(value: Any, where: str) -> str:
@@ -343,18 +327,15 @@ def _check_disjoint(components: Mapping[str, Component]) -> None:
     apply to it and every peer rule naming the narrower component would admit it. Selectors that merely could
     overlap (no common key) are accepted, since the pods of the two components carry different labels.
     """
-    ordered = sorted(
-        components.values(), key=lambda c: (c.namespace, len(c.pod_labels), c.name)
-    )
+    ordered = sorted(components.values(), key=lambda c: (c.namespace, len(c.pod_labels), c.name))
     for index, narrow in enumerate(ordered):
         for wide in ordered[index + 1 :]:
-            if wide.namespace == narrow.namespace and set(narrow.pod_labels) <= set(
-                wide.pod_labels
-            ):
+            if wide.namespace == narrow.namespace and set(narrow.pod_labels) <= set(wide.pod_labels):
                 raise _fail(
                     f"components.{wide.name}",
                     f"the pod_labels of {narrow.name!r} are a subset of its own in namespace {wide.namespace!r}, so"
-                    f" every {wide.name!r} pod would also be selected as {narrow.name!r}; add a label that tells them apart",
+                    f" every {wide.name!r} pod would also be selected as {narrow.name!r};"
+                    " add a label that tells them apart",
                 )
 
 
@@ -401,9 +382,7 @@ class _Builder:
         )
 
 
-def _check_enforced(
-    builder: _Builder, source: Component, target: Component | None, where: str
-) -> None:
+def _check_enforced(builder: _Builder, source: Component, target: Component | None, where: str) -> None:
     if source.managed or (target is not None and target.managed):
         return
     target_name = f" nor {target.name!r}" if target is not None else ""
@@ -457,7 +436,8 @@ def _read_egress(builder: _Builder, value: Any) -> None:
         if unknown:
             raise _fail(
                 where,
-                f"unknown keys {sorted(unknown)}; an egress entry has from, cidrs, ports, protocol, name and description",
+                f"unknown keys {sorted(unknown)}; an egress entry has from, cidrs, ports, protocol, name"
+                " and description",
             )
         source = builder.known(entry.get("from"), f"{where}.from")
         _check_enforced(builder, source, None, where)
@@ -466,9 +446,7 @@ def _read_egress(builder: _Builder, value: Any) -> None:
         _check_cidr_ports(ports, f"{where}.ports")
         cidrs = _cidrs(entry.get("cidrs"), f"{where}.cidrs")
         if "name" in entry:
-            _remember_cidr_name(
-                builder, cidrs, _dns_label(entry["name"], f"{where}.name")
-            )
+            _remember_cidr_name(builder, cidrs, _dns_label(entry["name"], f"{where}.name"))
         builder.add(Edge(source.name, ports, where, cidrs=cidrs))
 
 
@@ -476,9 +454,7 @@ def _remember_cidr_name(builder: _Builder, cidrs: tuple[str, ...], name: str) ->
     builder.cidr_names[",".join(cidrs)] = name
 
 
-def _api_server(
-    builder: _Builder, network: Mapping[str, Any]
-) -> tuple[tuple[str, ...], tuple[Port, ...]]:
+def _api_server(builder: _Builder, network: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[Port, ...]]:
     spec = _mapping(network.get("api_server"), "api_server")
     if not spec:
         raise _fail(
@@ -492,14 +468,10 @@ def _api_server(
     return cidrs, ports
 
 
-def _database_clients(
-    builder: _Builder, database: Mapping[str, Any]
-) -> list[Component]:
+def _database_clients(builder: _Builder, database: Mapping[str, Any]) -> list[Component]:
     clients = [
         builder.known(name, f"database.clients[{index}]")
-        for index, name in enumerate(
-            _sequence(database.get("clients"), "database.clients")
-        )
+        for index, name in enumerate(_sequence(database.get("clients"), "database.clients"))
     ]
     for index, client in enumerate(clients):
         if not client.managed:
@@ -538,14 +510,10 @@ def _operator_mode(
         )
     operator_namespace = database.get("operator_namespace")
     if operator_namespace:
-        operator_namespace = _dns_label(
-            operator_namespace, "database.operator_namespace"
-        )
+        operator_namespace = _dns_label(operator_namespace, "database.operator_namespace")
         # In a namespace of its own the operator is a peer; next to managed pods it gets a policy, since
         # the namespace's default-deny would otherwise cut it off from the API server.
-        operator_managed = operator_namespace in {
-            c.namespace for c in builder.components.values() if c.managed
-        }
+        operator_managed = operator_namespace in {c.namespace for c in builder.components.values() if c.managed}
         builder.components[OPERATOR_COMPONENT] = Component(
             OPERATOR_COMPONENT,
             operator_namespace,
@@ -626,9 +594,7 @@ def _operator_mode(
             )
 
 
-def _external_mode(
-    builder: _Builder, database: Mapping[str, Any], mode: str, port: int
-) -> None:
+def _external_mode(builder: _Builder, database: Mapping[str, Any], mode: str, port: int) -> None:
     clients = _database_clients(builder, database)
     cidrs = _cidrs(database.get("cidrs"), "database.cidrs")
     _remember_cidr_name(builder, cidrs, f"database-{mode}")
@@ -673,13 +639,7 @@ def _add_dns(builder: _Builder, network: Mapping[str, Any]) -> None:
         builtin=True,
     )
     port = _port_number(dns.get("port", 53), "dns.port")
-    senders = sorted(
-        {
-            edge.source
-            for edge in builder.edges
-            if builder.components[edge.source].managed
-        }
-    )
+    senders = sorted({edge.source for edge in builder.edges if builder.components[edge.source].managed})
     for name in senders:
         builder.add(
             Edge(
@@ -707,18 +667,14 @@ def parse_graph(network: Any) -> Graph:
     unknown = set(network) - known_keys
     if unknown:
         raise _fail("(root)", f"unknown keys {sorted(unknown)}")
-    name_prefix = _dns_label(
-        network.get("name_prefix", "threetier"), "name_prefix", max_length=40
-    )
+    name_prefix = _dns_label(network.get("name_prefix", "threetier"), "name_prefix", max_length=40)
     enabled = _bool(network.get("enabled", True), "enabled")
     if enabled and not _sequence(network.get("flows"), "flows"):
         raise _fail(
             "flows",
             "is empty while policies are enabled: with default-deny every component would be cut off",
         )
-    builder = _Builder(
-        name_prefix, enabled, _user_components(network.get("components"), name_prefix)
-    )
+    builder = _Builder(name_prefix, enabled, _user_components(network.get("components"), name_prefix))
     if not builder.components:
         raise _fail("components", "declares no components")
     _read_database(builder, network)

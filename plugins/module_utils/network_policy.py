@@ -36,9 +36,7 @@ DEFAULT_DENY_SUFFIX = "default-deny"
 Manifest = dict[str, Any]
 
 
-def _metadata(
-    name: str, namespace: str, name_prefix: str, kind: str, component: str | None = None
-) -> Manifest:
+def _metadata(name: str, namespace: str, name_prefix: str, kind: str, component: str | None = None) -> Manifest:
     labels = {
         "app.kubernetes.io/managed-by": MANAGED_BY,
         LABEL_POLICY_SET: name_prefix,
@@ -66,9 +64,7 @@ def _pod_peer(component: Component, policy_namespace: str) -> Manifest:
     if component.namespace == policy_namespace:
         return pods
     return {
-        "namespaceSelector": {
-            "matchLabels": {METADATA_NAME_LABEL: component.namespace}
-        },
+        "namespaceSelector": {"matchLabels": {METADATA_NAME_LABEL: component.namespace}},
         **pods,
     }
 
@@ -106,9 +102,7 @@ def _component_key(component: Component) -> tuple[Any, ...]:
     return (0, component.namespace, component.pod_labels)
 
 
-def _ingress(
-    graph: Graph, component: Component, edges: Iterable[Edge]
-) -> list[Manifest]:
+def _ingress(graph: Graph, component: Component, edges: Iterable[Edge]) -> list[Manifest]:
     peer_ports: dict[str, set[Port]] = defaultdict(set)
     peers: dict[str, tuple[tuple[Any, ...], Manifest]] = {}
     for edge in edges:
@@ -123,9 +117,7 @@ def _ingress(
     return _rules(peer_ports, peers, "from")
 
 
-def _egress(
-    graph: Graph, component: Component, edges: Iterable[Edge]
-) -> list[Manifest]:
+def _egress(graph: Graph, component: Component, edges: Iterable[Edge]) -> list[Manifest]:
     peer_ports: dict[str, set[Port]] = defaultdict(set)
     peers: dict[str, tuple[tuple[Any, ...], Manifest]] = {}
     for edge in edges:
@@ -177,9 +169,7 @@ def network_policies(graph: Graph) -> list[Manifest]:
         return []
     managed = [c for c in graph.components.values() if c.managed]
     policies = [component_policy(graph, component) for component in managed]
-    return sorted(
-        policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])
-    )
+    return sorted(policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
 
 
 def default_deny_policy(namespace: str, name_prefix: str) -> Manifest:
@@ -197,13 +187,8 @@ def default_deny_policy(namespace: str, name_prefix: str) -> Manifest:
     }
 
 
-def default_deny_policies(
-    namespaces: Iterable[str], name_prefix: str
-) -> list[Manifest]:
-    return [
-        default_deny_policy(namespace, name_prefix)
-        for namespace in sorted(set(namespaces))
-    ]
+def default_deny_policies(namespaces: Iterable[str], name_prefix: str) -> list[Manifest]:
+    return [default_deny_policy(namespace, name_prefix) for namespace in sorted(set(namespaces))]
 
 
 def resolved_flows(graph: Graph) -> list[Manifest]:
@@ -225,6 +210,4 @@ def resolved_flows(graph: Graph) -> list[Manifest]:
                 "origin": edge.origin,
             }
         )
-    return sorted(
-        flows, key=lambda f: (f["from"], f["to"] or "", f["cidrs"], f["origin"])
-    )
+    return sorted(flows, key=lambda f: (f["from"], f["to"] or "", f["cidrs"], f["origin"]))

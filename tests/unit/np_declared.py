@@ -62,6 +62,7 @@ class Declared:
 
     def __init__(self, graph: Mapping[str, Any]) -> None:
         self.components: dict[str, Comp] = {}
+        self._component_of: dict[Pod, str | None] = {}
         self.allows: list[Allow] = []
         self._user_components(graph)
         self._database(graph)
@@ -81,20 +82,14 @@ class Declared:
                 _ports(entry["ports"], entry.get("protocol", "TCP")),
             )
         self._dns(graph)
-        self.managed_namespaces = {
-            c.namespace for c in self.components.values() if c.managed
-        }
+        self.managed_namespaces = {c.namespace for c in self.components.values() if c.managed}
 
     def _user_components(self, graph: Mapping[str, Any]) -> None:
         raw = graph["components"]
-        items = (
-            raw.items() if isinstance(raw, Mapping) else [(c["name"], c) for c in raw]
-        )
+        items = raw.items() if isinstance(raw, Mapping) else [(c["name"], c) for c in raw]
         for name, spec in items:
             labels = tuple(sorted((k, str(v)) for k, v in spec["pod_labels"].items()))
-            self.components[name] = Comp(
-                spec["namespace"], labels, spec.get("managed", True)
-            )
+            self.components[name] = Comp(spec["namespace"], labels, spec.get("managed", True))
 
     def _allow(
         self,
@@ -119,9 +114,7 @@ class Declared:
             return
         cluster = database["cluster_name"]
         namespace = database["namespace"]
-        self.components["spilo"] = Comp(
-            namespace, (("application", "spilo"), ("cluster-name", cluster)), True
-        )
+        self.components["spilo"] = Comp(namespace, (("application", "spilo"), ("cluster-name", cluster)), True)
         api = graph["api_server"]
         api_networks = tuple(ipaddress.ip_network(c) for c in api["cidrs"])
         api_ports = [("TCP", p, p) for p in api.get("ports", [443, 6443])]
@@ -141,15 +134,9 @@ class Declared:
             targets.append("pooler")
         if database.get("operator_namespace"):
             operator_namespace = database["operator_namespace"]
-            shares = operator_namespace in {
-                c.namespace for c in self.components.values() if c.managed
-            }
-            labels = database.get("operator_pod_labels") or {
-                "app.kubernetes.io/name": "postgres-operator"
-            }
-            self.components["postgres-operator"] = Comp(
-                operator_namespace, tuple(sorted(labels.items())), shares
-            )
+            shares = operator_namespace in {c.namespace for c in self.components.values() if c.managed}
+            labels = database.get("operator_pod_labels") or {"app.kubernetes.io/name": "postgres-operator"}
+            self.components["postgres-operator"] = Comp(operator_namespace, tuple(sorted(labels.items())), shares)
             self._allow(
                 "postgres-operator",
                 "spilo",
@@ -167,31 +154,28 @@ class Declared:
         if not dns.get("enabled", True):
             return
         labels = dns.get("pod_labels") or {"k8s-app": "kube-dns"}
-        self.components["kube-dns"] = Comp(
-            dns.get("namespace", "kube-system"), tuple(sorted(labels.items())), False
-        )
+        self.components["kube-dns"] = Comp(dns.get("namespace", "kube-system"), tuple(sorted(labels.items())), False)
         port = dns.get("port", 53)
         senders = {a.source for a in self.allows if self.components[a.source].managed}
         for sender in senders:
-            self._allow(
-                sender, "kube-dns", (), [("UDP", port, port), ("TCP", port, port)]
-            )
+            self._allow(sender, "kube-dns", (), [("UDP", port, port), ("TCP", port, port)])
 
     # ------------------------------------------------------------------------------------------ queries
 
     def component_of(self, pod: Pod) -> str | None:
+        if pod not in self._component_of:
+            self._component_of[pod] = self._find_component(pod)
+        return self._component_of[pod]
+
+    def _find_component(self, pod: Pod) -> str | None:
         labels = pod.label_map
         for name, comp in self.components.items():
-            if comp.namespace == pod.namespace and all(
-                labels.get(k) == v for k, v in comp.labels
-            ):
+            if comp.namespace == pod.namespace and all(labels.get(k) == v for k, v in comp.labels):
                 return name
         return None
 
     def constrained(self, endpoint: Endpoint) -> bool:
-        return (
-            isinstance(endpoint, Pod) and endpoint.namespace in self.managed_namespaces
-        )
+        return isinstance(endpoint, Pod) and endpoint.namespace in self.managed_namespaces
 
     def _allow_matches(
         self,
@@ -209,32 +193,23 @@ class Declared:
             if isinstance(allow.port, str):
                 return destination.named_port(allow.port, protocol) == port
         elif allow.target is not None or not any(
-            destination.version == n.version and destination in n
-            for n in allow.networks
+            destination.version == n.version and destination in n for n in allow.networks
         ):
             return False
         return isinstance(allow.port, int) and allow.port <= port <= allow.end_port
 
-    def declared(
-        self, source: Endpoint, destination: Endpoint, protocol: str, port: int
-    ) -> bool:
+    def declared(self, source: Endpoint, destination: Endpoint, protocol: str, port: int) -> bool:
         if not isinstance(source, Pod):
             return False
         source_name = self.component_of(source)
         if source_name is None:
             return False
-        target = (
-            self.component_of(destination) if isinstance(destination, Pod) else None
-        )
+        target = self.component_of(destination) if isinstance(destination, Pod) else None
         return any(
-            a.source == source_name
-            and self._allow_matches(a, destination, target, protocol, port)
-            for a in self.allows
+            a.source == source_name and self._allow_matches(a, destination, target, protocol, port) for a in self.allows
         )
 
-    def expected(
-        self, source: Endpoint, destination: Endpoint, protocol: str, port: int
-    ) -> bool:
+    def expected(self, source: Endpoint, destination: Endpoint, protocol: str, port: int) -> bool:
         declared = self.declared(source, destination, protocol, port)
         source_ok = not self.constrained(source) or declared
         destination_ok = not self.constrained(destination) or declared

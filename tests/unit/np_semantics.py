@@ -17,9 +17,9 @@ from typing import Any
 Policy = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pod:
-    """A pod: its container ports are (name, protocol, number)."""
+    """A pod: its container ports are (name, protocol, number). Pods are distinct objects (identity equality)."""
 
     name: str
     namespace: str
@@ -40,9 +40,7 @@ class Pod:
 Endpoint = Pod | ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def selector_matches(
-    selector: Mapping[str, Any] | None, labels: Mapping[str, str]
-) -> bool:
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """LabelSelector: matchLabels AND every matchExpression; an empty selector matches everything."""
     if selector is None:
         return True
@@ -79,6 +77,7 @@ class Cluster:
         self.namespaces = {name: dict(labels) for name, labels in namespaces.items()}
         self.pods = list(pods)
         self.policies = list(policies)
+        self._selecting: dict[tuple[Pod, str], list[Policy]] = {}
 
     def _types(self, policy: Policy) -> list[str]:
         spec = policy["spec"]
@@ -87,7 +86,13 @@ class Cluster:
         return ["Ingress", *(["Egress"] if "egress" in spec else [])]
 
     def selecting(self, pod: Pod, policy_type: str) -> list[Policy]:
-        """Policies of the pod's namespace that select it and have the type."""
+        """Policies of the pod's namespace that select it and have the type (memoized: pods are frozen)."""
+        key = (pod, policy_type)
+        if key not in self._selecting:
+            self._selecting[key] = self._select(pod, policy_type)
+        return self._selecting[key]
+
+    def _select(self, pod: Pod, policy_type: str) -> list[Policy]:
         return [
             policy
             for policy in self.policies
@@ -96,9 +101,7 @@ class Cluster:
             and selector_matches(policy["spec"].get("podSelector") or {}, pod.label_map)
         ]
 
-    def _peer_matches(
-        self, peer: Mapping[str, Any], endpoint: Endpoint, policy_namespace: str
-    ) -> bool:
+    def _peer_matches(self, peer: Mapping[str, Any], endpoint: Endpoint, policy_namespace: str) -> bool:
         if "ipBlock" in peer:
             if isinstance(endpoint, Pod):
                 return False
@@ -122,9 +125,7 @@ class Cluster:
         return selector_matches(peer.get("podSelector") or {}, endpoint.label_map)
 
     @staticmethod
-    def _port_matches(
-        entry: Mapping[str, Any], destination: Endpoint, protocol: str, port: int
-    ) -> bool:
+    def _port_matches(entry: Mapping[str, Any], destination: Endpoint, protocol: str, port: int) -> bool:
         if entry.get("protocol", "TCP") != protocol:
             return False
         if "port" not in entry:
@@ -150,45 +151,35 @@ class Cluster:
         if peers and not any(self._peer_matches(p, peer, namespace) for p in peers):
             return False
         ports = rule.get("ports") or []
-        return not ports or any(
-            self._port_matches(entry, destination, protocol, port) for entry in ports
-        )
+        return not ports or any(self._port_matches(entry, destination, protocol, port) for entry in ports)
 
-    def egress_allows(
-        self, source: Pod, destination: Endpoint, protocol: str, port: int
-    ) -> bool:
+    def egress_allows(self, source: Pod, destination: Endpoint, protocol: str, port: int) -> bool:
         policies = self.selecting(source, "Egress")
         if not policies:
             return True
         return any(
-            self._rule_allows(
-                rule, "to", destination, destination, protocol, port, source.namespace
-            )
+            self._rule_allows(rule, "to", destination, destination, protocol, port, source.namespace)
             for policy in policies
             for rule in policy["spec"].get("egress") or []
         )
 
-    def ingress_allows(
-        self, source: Endpoint, destination: Pod, protocol: str, port: int
-    ) -> bool:
+    def ingress_allows(self, source: Endpoint, destination: Pod, protocol: str, port: int) -> bool:
         policies = self.selecting(destination, "Ingress")
         if not policies:
             return True
         return any(
-            self._rule_allows(
-                rule, "from", source, destination, protocol, port, destination.namespace
-            )
+            self._rule_allows(rule, "from", source, destination, protocol, port, destination.namespace)
             for policy in policies
             for rule in policy["spec"].get("ingress") or []
         )
 
-    def allowed(
-        self, source: Endpoint, destination: Endpoint, protocol: str, port: int
-    ) -> bool:
-        if isinstance(source, Pod) and not self.egress_allows(
-            source, destination, protocol, port
-        ):
-            return False
-        return not isinstance(destination, Pod) or self.ingress_allows(
-            source, destination, protocol, port
+    def unrestricted(self, endpoint: Endpoint) -> bool:
+        """No policy selects the endpoint (an address is never selected)."""
+        return not isinstance(endpoint, Pod) or not (
+            self.selecting(endpoint, "Ingress") or self.selecting(endpoint, "Egress")
         )
+
+    def allowed(self, source: Endpoint, destination: Endpoint, protocol: str, port: int) -> bool:
+        if isinstance(source, Pod) and not self.egress_allows(source, destination, protocol, port):
+            return False
+        return not isinstance(destination, Pod) or self.ingress_allows(source, destination, protocol, port)

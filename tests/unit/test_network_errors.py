@@ -297,15 +297,11 @@ def test_bad_input_names_the_offending_entry(graph: Graph, case: str) -> None:
 
 
 @pytest.mark.parametrize("render", [network_graph_mermaid, network_flows])
-def test_every_filter_validates_the_same_way(
-    graph: Graph, render: Callable[[Graph], Any]
-) -> None:
+def test_every_filter_validates_the_same_way(graph: Graph, render: Callable[[Graph], Any]) -> None:
     graph["flows"][0]["to"] = "frontnd"
     with pytest.raises(
         AnsibleFilterError,
-        match=re.escape(
-            "flows[0] (ingress -> frontnd).to: unknown component 'frontnd'"
-        ),
+        match=re.escape("flows[0] (ingress -> frontnd).to: unknown component 'frontnd'"),
     ):
         render(graph)
 

@@ -34,9 +34,7 @@ POOLER = {
     "connection-pooler": "acid-threetier-pooler",
 }
 DNS_PEER = {
-    "namespaceSelector": {
-        "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
-    },
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
 }
 
@@ -50,17 +48,13 @@ def pods(labels: dict[str, str], namespace: str | None = None) -> dict[str, Any]
     peer: dict[str, Any] = {"podSelector": {"matchLabels": labels}}
     if namespace is not None:
         peer = {
-            "namespaceSelector": {
-                "matchLabels": {"kubernetes.io/metadata.name": namespace}
-            },
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
             **peer,
         }
     return peer
 
 
-def rules_with(
-    rules: list[dict[str, Any]], key: str, peer: dict[str, Any]
-) -> list[list[dict[str, Any]]]:
+def rules_with(rules: list[dict[str, Any]], key: str, peer: dict[str, Any]) -> list[list[dict[str, Any]]]:
     """The port lists of the rules that name ``peer``."""
     return [rule["ports"] for rule in rules if peer in rule[key]]
 
@@ -116,9 +110,7 @@ def test_one_policy_per_managed_component_with_both_types_and_labels(
             "threetier.k8s/policy-kind": "allow",
             "threetier.k8s/component": component,
         }
-    assert by_name(policies)["threetier-backend"]["spec"]["podSelector"] == {
-        "matchLabels": BACKEND
-    }
+    assert by_name(policies)["threetier-backend"]["spec"]["podSelector"] == {"matchLabels": BACKEND}
 
 
 def test_unmanaged_components_get_no_policy(reference_graph: Graph) -> None:
@@ -128,27 +120,17 @@ def test_unmanaged_components_get_no_policy(reference_graph: Graph) -> None:
 
 def test_same_namespace_flow_is_egress_on_client_and_ingress_on_server() -> None:
     policies = by_name(network_policies(small_graph()))
-    assert policies["shop-web"]["spec"]["egress"] == [
-        {"to": [pods({"app": "api"})], "ports": tcp(8000)}
-    ]
-    assert policies["shop-api"]["spec"]["ingress"] == [
-        {"from": [pods({"app": "web"})], "ports": tcp(8000)}
-    ]
+    assert policies["shop-web"]["spec"]["egress"] == [{"to": [pods({"app": "api"})], "ports": tcp(8000)}]
+    assert policies["shop-api"]["spec"]["ingress"] == [{"from": [pods({"app": "web"})], "ports": tcp(8000)}]
 
 
-def test_cross_namespace_flow_selects_namespace_and_pods_in_one_peer_on_both_sides() -> (
-    None
-):
+def test_cross_namespace_flow_selects_namespace_and_pods_in_one_peer_on_both_sides() -> None:
     graph = small_graph()
     graph["components"]["lb"]["managed"] = True
     policies = by_name(network_policies(graph))
     assert policies["shop-lb"]["metadata"]["namespace"] == "edge"
-    assert policies["shop-lb"]["spec"]["egress"] == [
-        {"to": [pods({"app": "web"}, "shop")], "ports": tcp("http")}
-    ]
-    assert policies["shop-web"]["spec"]["ingress"] == [
-        {"from": [pods({"app": "lb"}, "edge")], "ports": tcp("http")}
-    ]
+    assert policies["shop-lb"]["spec"]["egress"] == [{"to": [pods({"app": "web"}, "shop")], "ports": tcp("http")}]
+    assert policies["shop-web"]["spec"]["ingress"] == [{"from": [pods({"app": "lb"}, "edge")], "ports": tcp("http")}]
 
 
 def test_a_direction_without_rules_is_left_out_and_denied_by_its_type() -> None:
@@ -174,19 +156,12 @@ def test_dns_can_be_moved_or_disabled(reference_graph: Graph) -> None:
         "pod_labels": {"app": "coredns"},
         "port": 5353,
     }
-    backend = by_name(network_policies(reference_graph))["threetier-backend"]["spec"][
-        "egress"
-    ]
+    backend = by_name(network_policies(reference_graph))["threetier-backend"]["spec"]["egress"]
     peer = pods({"app": "coredns"}, "dns")
-    assert rules_with(backend, "to", peer) == [
-        [{"protocol": "TCP", "port": 5353}, {"protocol": "UDP", "port": 5353}]
-    ]
+    assert rules_with(backend, "to", peer) == [[{"protocol": "TCP", "port": 5353}, {"protocol": "UDP", "port": 5353}]]
     reference_graph["dns"] = {"enabled": False}
     for policy in network_policies(reference_graph):
-        assert all(
-            rule["ports"][0]["port"] not in (53, 5353)
-            for rule in policy["spec"].get("egress", [])
-        )
+        assert all(rule["ports"][0]["port"] not in (53, 5353) for rule in policy["spec"].get("egress", []))
 
 
 def test_spilo_reaches_spilo_on_postgres_and_patroni(reference_graph: Graph) -> None:
@@ -198,9 +173,7 @@ def test_spilo_reaches_spilo_on_postgres_and_patroni(reference_graph: Graph) -> 
 def test_spilo_reaches_the_api_server_for_the_leader_lock(
     reference_graph: Graph,
 ) -> None:
-    egress = by_name(network_policies(reference_graph))["threetier-spilo"]["spec"][
-        "egress"
-    ]
+    egress = by_name(network_policies(reference_graph))["threetier-spilo"]["spec"]["egress"]
     assert {
         "to": [
             {"ipBlock": {"cidr": "10.96.0.1/32"}},
@@ -212,28 +185,18 @@ def test_spilo_reaches_the_api_server_for_the_leader_lock(
 
 def test_pooler_reaches_spilo(reference_graph: Graph) -> None:
     policies = by_name(network_policies(reference_graph))
-    assert rules_with(
-        policies["threetier-pooler"]["spec"]["egress"], "to", pods(SPILO)
-    ) == [tcp(5432)]
-    assert rules_with(
-        policies["threetier-spilo"]["spec"]["ingress"], "from", pods(POOLER)
-    ) == [tcp(5432)]
+    assert rules_with(policies["threetier-pooler"]["spec"]["egress"], "to", pods(SPILO)) == [tcp(5432)]
+    assert rules_with(policies["threetier-spilo"]["spec"]["ingress"], "from", pods(POOLER)) == [tcp(5432)]
 
 
 def test_operator_reaches_spilo_when_its_namespace_is_given(
     reference_graph: Graph,
 ) -> None:
-    operator = pods(
-        {"app.kubernetes.io/name": "postgres-operator"}, "postgres-operator"
-    )
-    ingress = by_name(network_policies(reference_graph))["threetier-spilo"]["spec"][
-        "ingress"
-    ]
+    operator = pods({"app.kubernetes.io/name": "postgres-operator"}, "postgres-operator")
+    ingress = by_name(network_policies(reference_graph))["threetier-spilo"]["spec"]["ingress"]
     assert rules_with(ingress, "from", operator) == [tcp(5432, 8008)]
     del reference_graph["database"]["operator_namespace"]
-    ingress = by_name(network_policies(reference_graph))["threetier-spilo"]["spec"][
-        "ingress"
-    ]
+    ingress = by_name(network_policies(reference_graph))["threetier-spilo"]["spec"]["ingress"]
     assert rules_with(ingress, "from", operator) == []
 
 
@@ -255,16 +218,12 @@ def test_operator_next_to_spilo_gets_its_own_policy(reference_graph: Graph) -> N
 def test_clients_reach_spilo_and_pooler_in_operator_mode(
     reference_graph: Graph,
 ) -> None:
-    egress = by_name(network_policies(reference_graph))["threetier-backend"]["spec"][
-        "egress"
-    ]
+    egress = by_name(network_policies(reference_graph))["threetier-backend"]["spec"]["egress"]
     assert {
         "to": [pods(POOLER, "threetier-db"), pods(SPILO, "threetier-db")],
         "ports": tcp(5432),
     } in egress
-    ingress = by_name(network_policies(reference_graph))["threetier-pooler"]["spec"][
-        "ingress"
-    ]
+    ingress = by_name(network_policies(reference_graph))["threetier-pooler"]["spec"]["ingress"]
     assert ingress == [{"from": [pods(BACKEND, "threetier")], "ports": tcp(5432)}]
 
 
@@ -280,9 +239,7 @@ def test_without_pooler_clients_reach_spilo_only(reference_graph: Graph) -> None
 
 
 @pytest.mark.parametrize("mode", ["rds", "external"])
-def test_clients_reach_database_cidrs_outside_operator_mode(
-    reference_graph: Graph, mode: str
-) -> None:
+def test_clients_reach_database_cidrs_outside_operator_mode(reference_graph: Graph, mode: str) -> None:
     reference_graph["database"] = {
         "mode": mode,
         "clients": ["backend"],
@@ -306,14 +263,10 @@ def test_ingress_controller_and_prometheus_flows_come_from_the_graph(
 ) -> None:
     policies = by_name(network_policies(reference_graph))
     ingress_nginx = pods({"app.kubernetes.io/name": "ingress-nginx"}, "ingress-nginx")
-    assert policies["threetier-frontend"]["spec"]["ingress"] == [
-        {"from": [ingress_nginx], "ports": tcp("http")}
-    ]
+    assert policies["threetier-frontend"]["spec"]["ingress"] == [{"from": [ingress_nginx], "ports": tcp("http")}]
     backend = policies["threetier-backend"]["spec"]["ingress"]
     assert rules_with(backend, "from", ingress_nginx) == [tcp("http")]
-    assert rules_with(
-        backend, "from", pods({"app.kubernetes.io/name": "prometheus"}, "monitoring")
-    ) == [tcp("metrics")]
+    assert rules_with(backend, "from", pods({"app.kubernetes.io/name": "prometheus"}, "monitoring")) == [tcp("metrics")]
 
 
 def test_named_ports_ranges_protocols_and_shorthands() -> None:
@@ -350,14 +303,8 @@ def test_named_ports_ranges_protocols_and_shorthands() -> None:
 
 
 def test_a_range_of_one_port_is_a_plain_port() -> None:
-    graph = small_graph(
-        flows=[
-            {"from": "web", "to": "api", "ports": [{"port": 8000, "end_port": 8000}]}
-        ]
-    )
-    assert by_name(network_policies(graph))["shop-api"]["spec"]["ingress"][0][
-        "ports"
-    ] == tcp(8000)
+    graph = small_graph(flows=[{"from": "web", "to": "api", "ports": [{"port": 8000, "end_port": 8000}]}])
+    assert by_name(network_policies(graph))["shop-api"]["spec"]["ingress"][0]["ports"] == tcp(8000)
 
 
 def test_flows_from_one_peer_merge_and_duplicates_vanish() -> None:
@@ -407,10 +354,7 @@ def test_egress_to_external_cidrs_and_bare_addresses() -> None:
     egress = by_name(network_policies(graph))["shop-api"]["spec"]["egress"]
     assert egress == [
         {
-            "to": [
-                {"ipBlock": {"cidr": c}}
-                for c in ("198.51.100.0/24", "203.0.113.7/32", "2001:db8::/64")
-            ],
+            "to": [{"ipBlock": {"cidr": c}} for c in ("198.51.100.0/24", "203.0.113.7/32", "2001:db8::/64")],
             "ports": tcp(443),
         }
     ]
@@ -418,9 +362,7 @@ def test_egress_to_external_cidrs_and_bare_addresses() -> None:
 
 def test_components_may_be_a_list(reference_graph: Graph) -> None:
     as_list = copy.deepcopy(reference_graph)
-    as_list["components"] = [
-        {"name": name, **spec} for name, spec in reference_graph["components"].items()
-    ]
+    as_list["components"] = [{"name": name, **spec} for name, spec in reference_graph["components"].items()]
     assert network_policies(as_list) == network_policies(reference_graph)
 
 
@@ -436,9 +378,7 @@ def test_output_is_deterministic_whatever_the_input_order(
         shuffled["components"] = dict(items)
         shuffler.shuffle(shuffled["flows"])
         shuffled["api_server"]["cidrs"].reverse()
-        assert (
-            yaml.safe_dump_all(network_policies(shuffled), sort_keys=False) == expected
-        )
+        assert yaml.safe_dump_all(network_policies(shuffled), sort_keys=False) == expected
 
 
 def test_disabled_graph_gives_no_policies() -> None:
@@ -481,9 +421,7 @@ def test_default_deny_from_the_graph_covers_managed_namespaces(
         ("threetier", "threetier-default-deny"),
         ("threetier-db", "threetier-default-deny"),
     ]
-    assert (
-        default_deny_policies(["x"])[0]["metadata"]["name"] == "threetier-default-deny"
-    )
+    assert default_deny_policies(["x"])[0]["metadata"]["name"] == "threetier-default-deny"
     reference_graph["enabled"] = False
     assert default_deny_policies(reference_graph) == []
 
@@ -497,9 +435,7 @@ def test_default_deny_from_the_graph_covers_managed_namespaces(
     ],
 )
 def test_default_deny_rejects_bad_namespaces(namespaces: Any, message: str) -> None:
-    with pytest.raises(
-        AnsibleFilterError, match=message.replace("[", r"\[").replace("]", r"\]")
-    ):
+    with pytest.raises(AnsibleFilterError, match=message.replace("[", r"\[").replace("]", r"\]")):
         default_deny_policies(namespaces)
 
 
@@ -525,9 +461,7 @@ def test_mermaid_options_and_determinism(reference_graph: Graph) -> None:
     text = network_graph_mermaid(reference_graph, direction="TB", show_dns=False)
     assert text.startswith("flowchart TB\n")
     assert "kube_dns" not in text
-    assert network_graph_mermaid(
-        copy.deepcopy(reference_graph)
-    ) == network_graph_mermaid(reference_graph)
+    assert network_graph_mermaid(copy.deepcopy(reference_graph)) == network_graph_mermaid(reference_graph)
     with pytest.raises(AnsibleFilterError, match="direction 'sideways'"):
         network_graph_mermaid(reference_graph, direction="sideways")
     with pytest.raises(AnsibleFilterError, match="show_dns"):
@@ -556,13 +490,7 @@ def test_network_flows_lists_built_in_and_declared_flows(
     assert ("backend", "spilo", "database.clients (backend)") in origins
     assert ("spilo", "kube-dns", "dns") in origins
     assert ("ingress", "frontend", "flows[0] (ingress -> frontend)") in origins
-    api = next(
-        f
-        for f in flows
-        if f["origin"] == "database: Patroni leader lock in the API server"
-    )
+    api = next(f for f in flows if f["origin"] == "database: Patroni leader lock in the API server")
     assert api["cidrs"] == ["10.96.0.1/32", "127.0.0.1/32"] and api["to"] is None
     assert api["ports"] == tcp(443, 6443)
-    assert flows == sorted(
-        flows, key=lambda f: (f["from"], f["to"] or "", f["cidrs"], f["origin"])
-    )
+    assert flows == sorted(flows, key=lambda f: (f["from"], f["to"] or "", f["cidrs"], f["origin"]))
