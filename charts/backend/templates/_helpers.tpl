@@ -274,6 +274,7 @@ apiVersion: batch/v1
 kind: Job
 metadata:
   name: {{ include "backend.fullname" $root }}-{{ .name }}
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "backend.baseLabels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .name }}
