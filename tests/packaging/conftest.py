@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,9 +25,7 @@ def collection_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ]
     )
     built = out / tarball_name()
-    assert built.is_file(), (
-        f"ansible-galaxy wrote no {built.name} into {out}: {sorted(p.name for p in out.iterdir())}"
-    )
+    assert built.is_file(), f"ansible-galaxy wrote no {built.name} into {out}: {sorted(p.name for p in out.iterdir())}"
     return built
 
 
@@ -40,8 +37,20 @@ def tarball_members(collection_tarball: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def ansible_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty directory with an empty ansible.cfg: Ansible run from there sees nothing of the work tree.
+
+    The repo's ansible.cfg points at .collections (a link to the work tree), where ansible-galaxy would find
+    threetier.k8s "already installed" and Ansible would load the sources instead of the tarball.
+    """
+    home = tmp_path_factory.mktemp("ansible-home")
+    (home / "ansible.cfg").write_text("[defaults]\n", encoding="utf-8")
+    return home
+
+
+@pytest.fixture(scope="session")
 def installed_collections(
-    collection_tarball: Path, tmp_path_factory: pytest.TempPathFactory
+    collection_tarball: Path, ansible_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """Install the tarball offline into a fresh collections path; returns that path.
 
@@ -49,6 +58,7 @@ def installed_collections(
     they would from an execution environment; nothing is fetched.
     """
     dest = tmp_path_factory.mktemp("collections")
+    env = {"ANSIBLE_CONFIG": str(ansible_home / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(dest)}
     run(
         [
             tool("ansible-galaxy"),
@@ -56,31 +66,28 @@ def installed_collections(
             "install",
             "--offline",
             "--no-deps",
+            "--force",
             "--collections-path",
             str(dest),
             str(collection_tarball),
-        ]
+        ],
+        cwd=ansible_home,
+        env=env,
+    )
+    assert (dest / "ansible_collections" / "threetier" / "k8s" / "MANIFEST.json").is_file(), (
+        "the tarball did not install"
     )
     return dest
 
 
 @pytest.fixture(scope="session")
-def isolated_ansible_env(
-    installed_collections: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict]:
-    """Environment in which Ansible sees the installed tarball and not the work tree.
-
-    The repo's ansible.cfg (which points at .collections, a link to the work tree) is bypassed by running
-    from an empty directory with ANSIBLE_CONFIG pointing at an empty file.
-    """
-    home = tmp_path_factory.mktemp("ansible-home")
-    cfg = home / "ansible.cfg"
-    cfg.write_text("[defaults]\n", encoding="utf-8")
+def isolated_ansible_env(installed_collections: Path, ansible_home: Path) -> dict:
+    """cwd and environment in which Ansible sees the installed tarball and not the work tree."""
     env = {
-        "ANSIBLE_CONFIG": str(cfg),
+        "ANSIBLE_CONFIG": str(ansible_home / "ansible.cfg"),
         "ANSIBLE_COLLECTIONS_PATH": str(installed_collections),
-        "ANSIBLE_HOME": str(home / ".ansible"),
-        "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+        "ANSIBLE_HOME": str(ansible_home / ".ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(ansible_home / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    yield {"env": env, "cwd": home}
+    return {"env": env, "cwd": ansible_home}
