@@ -1,30 +1,15 @@
 """Every rendered object validates strictly against the schema of the pinned Kubernetes version.
 
-Built-in kinds go through kubernetes-validate with strict=True (unknown fields fail); custom resources go
-through the openAPIV3Schema of their CRD, read from the upstream chart tarball at test time and made strict
-the way the API server's strict field validation is. A kind with no schema at all fails the test instead of
-passing silently (kubernetes-validate alone would only warn).
+See manifest_schema.py for how built-in kinds and custom resources are validated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
-from typing import Any
 
-import jsonschema
-import kubernetes_validate
 import pytest
-from chart_render import (
-    CHARTS,
-    CRD_SCHEMA_SKIPPED,
-    CRD_SOURCES,
-    ENVIRONMENTS,
-    HELMS,
-    KUBE_VERSION,
-    Render,
-    crd_schema,
-)
+from chart_render import CHARTS, CRD_SCHEMA_SKIPPED, CRD_SOURCES, ENVIRONMENTS, HELMS, Render
+from manifest_schema import validation_errors
 
 Rendered = Callable[[str, str, str], Render]
 RenderWith = Callable[..., Render]
@@ -47,50 +32,6 @@ ALL_FEATURES = (
     "autoscaling.enabled=false",
     "podDisruptionBudget.enabled=true",
 )
-OBJECT_META_FIELDS = {"name", "namespace", "labels", "annotations"}
-
-
-@cache
-def _crd_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
-    schema = crd_schema(api_version, kind)
-    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    return validator_class(schema)
-
-
-def _object_meta_errors(doc: dict[str, Any]) -> list[str]:
-    meta = doc.get("metadata") or {}
-    errors = [f"metadata.{key} is not expected in a chart" for key in set(meta) - OBJECT_META_FIELDS]
-    for field in ("labels", "annotations"):
-        errors += [
-            f"metadata.{field}.{k} is not a string"
-            for k, v in (meta.get(field) or {}).items()
-            if not isinstance(v, str)
-        ]
-    return errors
-
-
-def validation_errors(doc: dict[str, Any]) -> list[str]:
-    """Return readable schema errors of one object ([] when valid)."""
-    key = (doc.get("apiVersion", ""), doc.get("kind", ""))
-    where = f"{key[1]} {doc.get('metadata', {}).get('name')}"
-    if key in CRD_SCHEMA_SKIPPED:
-        return []
-    if key in CRD_SOURCES:
-        found = [
-            f"{where}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in _crd_validator(*key).iter_errors(doc)
-        ]
-        return found + [f"{where}: {e}" for e in _object_meta_errors(doc)]
-    try:
-        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as error:
-        path = "/".join(map(str, error.path))
-        return [f"{where}: {path}: {error.message}"]
-    except kubernetes_validate.SchemaNotFoundError:
-        return [
-            f"{where}: no schema for {key[0]} {key[1]} at Kubernetes {KUBE_VERSION}: add a CRD source or a skip reason"
-        ]
-    return []
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
