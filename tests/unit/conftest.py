@@ -10,10 +10,12 @@ extra path entry merges with the bundled collections.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -46,45 +48,21 @@ def reference_graph() -> dict[str, Any]:
     return load_fixture("graph_operator.yml")["threetier_network"]
 
 
-# The database CIDRs of rds/external mode come from the database_connection fact at deploy time (the inventories
-# leave them empty); the tests stand in TEST-NET-1 for them, as the network_policies role would put the real ones.
-STAND_IN_DATABASE_CIDRS = ["192.0.2.0/24"]
+def _doc_script() -> ModuleType:
+    """scripts/network_graph_doc.py, which also owns how an inventory's graph is templated."""
+    spec = importlib.util.spec_from_file_location("network_graph_doc", ROOT / "scripts" / "network_graph_doc.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+network_graph_doc = _doc_script()
 
 
 def inventory_graphs() -> dict[str, dict[str, Any]]:
-    """Every inventory's ``threetier_network``, templated with that inventory's group_vars/all (by environment name)."""
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-
-    graphs = {}
-    for directory in sorted((ROOT / "inventories").glob("*/group_vars/all")):
-        loader = DataLoader()
-        variables: dict[str, Any] = {}
-        for path in sorted(directory.glob("*.y*ml")):
-            variables.update(loader.load_from_file(str(path), trusted_as_template=True) or {})
-        if "threetier_network" not in variables:
-            continue
-        graph = to_plain(Templar(loader=loader, variables=variables).template(variables["threetier_network"]))
-        database = graph.get("database") or {}
-        if database.get("mode") in ("rds", "external") and not database.get("cidrs"):
-            database["cidrs"] = list(STAND_IN_DATABASE_CIDRS)
-        graphs[directory.parents[1].name] = graph
-    return graphs
-
-
-def to_plain(value: Any) -> Any:
-    """Ansible's tagged containers and strings as plain Python data (YAML dumpers and equality then behave)."""
-    if isinstance(value, dict):
-        return {str(k): to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, str):
-        return str(value)
-    return value
+    """Every inventory's ``threetier_network`` (templated; rds/external database CIDRs stood in if empty)."""
+    return network_graph_doc.inventory_graphs(ROOT)
 
 
 def all_graphs() -> dict[str, dict[str, Any]]:
