@@ -26,7 +26,7 @@ NGINX_SAMPLE = {
     "remote_addr": "10.244.1.7",
     "http_x_forwarded_for": "203.0.113.9",
     "request_method": "GET",
-    "uri": "/api/users",
+    "threetier_path": "/api/users",
     "request_uri": "/api/users?page=2",
     "server_protocol": "HTTP/1.1",
     "status": "200",
@@ -86,8 +86,9 @@ def fill_fpm(fmt: str, request_id: str) -> str:
         if letter == "t":
             return "2026-11-26T19:00:00+0000"
         if letter == "e":
-            assert arg == "{HTTP_X_REQUEST_ID}", f"unexpected environment placeholder %{arg}e"
-            return request_id
+            params = {"{HTTP_X_REQUEST_ID}": request_id, "{THREETIER_REQUEST_PATH}": "/api/users"}
+            assert arg in params, f"access.format reads %{arg}e: add it to the sample FastCGI params"
+            return params[arg]
         assert letter in FPM_SAMPLE, f"access.format uses %{letter}: add a sample value to FPM_SAMPLE"
         return FPM_SAMPLE[letter]
 
@@ -121,6 +122,7 @@ def test_php_fpm_access_log_is_json_with_the_request_id(render: Render) -> None:
     record = json.loads(fill_fpm(fpm_access_format(render("backend")), "6f1c2a9e0b7d4c35a8e2f1d0c9b8a7e6"))
     assert_log_fields(record)
     assert record["request_id"] == "6f1c2a9e0b7d4c35a8e2f1d0c9b8a7e6" and record["duration_ms"] == 41.25
+    assert record["path"] == "/api/users", "the requested path, not the front controller's"
 
 
 def request_id_pattern(conf: str) -> re.Pattern[str]:
@@ -150,11 +152,34 @@ def test_request_id_from_the_ingress_only_when_it_is_a_plain_token(
     assert bool(request_id_pattern(nginx_conf(render(chart))).fullmatch(header)) is kept
 
 
+@pytest.mark.parametrize("chart", ["frontend", "backend"])
+@pytest.mark.parametrize(
+    ("request_uri", "path"),
+    [
+        ("/api/users?page=2&token=secret", "/api/users"),
+        ("/", "/"),
+        ("/a/b%20c", "/a/b%20c"),
+        ("/?only=query", "/"),
+        ('/a"b', None),  # not a path character: logged as "" rather than breaking an unescaped log line
+        ("/a\\b?c", None),
+    ],
+)
+def test_logged_path_is_the_requested_one_without_query(
+    render: Render, chart: str, request_uri: str, path: str
+) -> None:
+    conf = nginx_conf(render(chart))
+    match = re.search(r'map \$request_uri \$threetier_path \{\s*default "";\s*"~([^"]+)" \$(\w+);', conf)
+    assert match, "no map from $request_uri to $threetier_path"
+    found = re.match(match.group(1).replace("(?<", "(?P<"), request_uri)
+    assert (found.group(match.group(2)) if found else None) == path
+
+
 def test_request_id_reaches_laravel(render: Render) -> None:
     conf = nginx_conf(render("backend"))
     front_controller = re.search(r"location = /index\.php \{(?P<body>[^}]*)\}", conf)
     assert front_controller, "no front-controller location in the backend's nginx.conf"
     assert "fastcgi_param HTTP_X_REQUEST_ID $threetier_request_id;" in front_controller.group("body")
+    assert "fastcgi_param THREETIER_REQUEST_PATH $threetier_path;" in front_controller.group("body")
     assert "add_header X-Request-ID $threetier_request_id always;" in conf
 
 
