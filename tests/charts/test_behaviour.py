@@ -169,8 +169,13 @@ def test_backend_writable_paths_are_emptydirs(render_with: RenderWith) -> None:
         assert "emptyDir" in volumes[nginx[path]], path
     # The init container fills the public/ emptyDir nginx serves.
     init = container(spec, "prepare", "initContainers")
-    assert {m["name"] for m in init["volumeMounts"]} >= {"public", "storage"}
-    assert "cp -a /var/www/html/public/. /work/public/" in init["command"][-1]
+    assert {m["name"] for m in init["volumeMounts"]} == {"public", "storage", "bootstrap-cache"}
+    script = init["command"][-1]
+    assert 'cp -a "$app/public/." /work/public/' in script and "app=/var/www/html" in script
+    # The image's own storage/ and bootstrap/cache (optimised caches) survive the emptyDirs.
+    assert 'cp -a "$app/bootstrap/cache/." /work/bootstrap-cache/' in script
+    job_init = container(pod_spec(render_with("backend"), "Job", "backend-migrate"), "prepare", "initContainers")
+    assert {m["name"] for m in job_init["volumeMounts"]} == {"storage", "bootstrap-cache"}
 
 
 @pytest.mark.parametrize("chart", CHARTS)

@@ -192,8 +192,10 @@ env:
 {{- end }}
 
 {{/*
-Init container laying out Laravel's storage tree in its emptyDir (and, for the pods, copying public/ for
-nginx). Shared by the Deployment and the hook Jobs; .copyPublic selects the copy.
+Init container filling the emptyDirs that replace the image's writable paths: storage/ and bootstrap/cache
+start from what the image ships (e.g. caches built by `php artisan optimize`), storage/ gets the tree Laravel
+expects, and, for the pods, public/ is copied for nginx. Shared by the Deployment and the hook Jobs;
+.copyPublic selects the public/ copy.
 */}}
 {{- define "backend.initContainer" -}}
 {{- $root := .root -}}
@@ -204,10 +206,13 @@ nginx). Shared by the Deployment and the hook Jobs; .copyPublic selects the copy
     - /bin/sh
     - -ec
     - |
+      app={{ $root.Values.app.root }}
+      if [ -d "$app/storage" ]; then cp -a "$app/storage/." /work/storage/; fi
+      if [ -d "$app/bootstrap/cache" ]; then cp -a "$app/bootstrap/cache/." /work/bootstrap-cache/; fi
       mkdir -p /work/storage/app/public /work/storage/logs
       mkdir -p /work/storage/framework/cache/data /work/storage/framework/sessions /work/storage/framework/views
       {{- if .copyPublic }}
-      cp -a {{ $root.Values.app.root }}/public/. /work/public/
+      cp -a "$app/public/." /work/public/
       {{- end }}
   resources:
     {{- toYaml $root.Values.init.resources | nindent 4 }}
@@ -216,6 +221,8 @@ nginx). Shared by the Deployment and the hook Jobs; .copyPublic selects the copy
   volumeMounts:
     - name: storage
       mountPath: /work/storage
+    - name: bootstrap-cache
+      mountPath: /work/bootstrap-cache
     {{- if .copyPublic }}
     - name: public
       mountPath: /work/public
