@@ -1,0 +1,163 @@
+"""Roles tier: every playbook parses with every inventory, the inventories say what the issue asks, pinned
+versions agree with tools/versions.env, and bad input fails before anything touches a cluster."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ansible_run import INVENTORIES, PLAYBOOKS, ROOT, Result
+
+# Keys of the chart values that the roles compute from role variables and facts. An environment values file
+# that set them would be silently overridden, so the inventories must not.
+COMPUTED_KEYS = {
+    "backend": {"image", "replicaCount", "autoscaling", "database", "migrations", "seed", "serviceMonitor"},
+    "frontend": {"image", "replicaCount", "autoscaling"},
+}
+COMPUTED_INGRESS_KEYS = {"enabled", "className", "hosts", "tls"}
+UNREACHABLE = "The Kubernetes API server is not reachable"
+
+
+def versions_env() -> dict[str, str]:
+    """tools/versions.env as a dict (KEY=VALUE lines)."""
+    pairs = (
+        line.split("=", 1)
+        for line in (ROOT / "tools" / "versions.env").read_text().splitlines()
+        if line and not line.startswith("#") and "=" in line
+    )
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def role_defaults(role: str) -> dict[str, Any]:
+    """Merged defaults of a role (defaults/main.yml or every file of defaults/main/)."""
+    single = ROOT / "roles" / role / "defaults" / "main.yml"
+    files = [single] if single.exists() else sorted((ROOT / "roles" / role / "defaults" / "main").glob("*.yml"))
+    merged: dict[str, Any] = {}
+    for path in files:
+        merged.update(yaml.safe_load(path.read_text()) or {})
+    return merged
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_syntax_check(ansible_playbook: Callable[..., Result], inventory: str) -> None:
+    result = ansible_playbook("--syntax-check", "-i", f"inventories/{inventory}", *PLAYBOOKS)
+    assert result.rc == 0, result.output
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_inventory(ansible_inventory: Callable[..., Result], inventory: str) -> None:
+    result = ansible_inventory("-i", f"inventories/{inventory}", "--list")
+    assert result.rc == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["threetier"]["hosts"] == ["localhost"]
+    host = data["_meta"]["hostvars"]["localhost"]
+    assert host["ansible_connection"] == "local"
+    assert host["ansible_python_interpreter"] == "{{ ansible_playbook_python }}"
+    assert host["threetier_environment"] == inventory
+    prod = inventory == "prod"
+    assert host["threetier_database_mode"] == ("rds" if prod else "operator")
+    assert host["backend_migrations_enabled"] is (not prod), "migrations: on in dev/staging (hooks), off in prod"
+    assert host["threetier_pods_run"] is (inventory != "local")
+    if prod:
+        assert host["threetier_monitoring_enabled"] is True
+    if inventory != "local":
+        assert host["threetier_chart_repo_override"] == "", "real environments keep the upstream chart repositories"
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+@pytest.mark.parametrize("chart", sorted(COMPUTED_KEYS))
+def test_values_files_leave_computed_keys_to_the_roles(inventory: str, chart: str) -> None:
+    path = ROOT / "inventories" / inventory / "values" / f"{chart}.yaml"
+    values = yaml.safe_load(path.read_text())
+    assert isinstance(values, dict), f"{path} must be a mapping"
+    assert not COMPUTED_KEYS[chart] & values.keys(), f"{path} sets keys the {chart} role computes"
+    assert not COMPUTED_INGRESS_KEYS & values.get("ingress", {}).keys()
+    assert not {"key", "existingSecret", "existingSecretKey"} & values.get("app", {}).keys()
+
+
+def test_pinned_versions_agree_with_versions_env() -> None:
+    pins = versions_env()
+    assert role_defaults("preflight")["preflight_helm_version"] == pins["HELM_VERSION"]
+    assert "v" + role_defaults("preflight")["preflight_helm_diff_version"] == pins["HELM_DIFF_VERSION"]
+    assert role_defaults("database")["database_operator_chart_version"] == pins["POSTGRES_OPERATOR_CHART_VERSION"]
+    assert role_defaults("monitoring")["monitoring_chart_version"] == pins["KUBE_PROMETHEUS_STACK_CHART_VERSION"]
+
+
+@pytest.mark.parametrize("chart", ["backend", "frontend"])
+def test_chart_version_pins_match_chart_yaml(chart: str) -> None:
+    chart_yaml = yaml.safe_load((ROOT / "charts" / chart / "Chart.yaml").read_text())
+    assert role_defaults(chart)[f"{chart}_chart_version"] == chart_yaml["version"]
+
+
+BAD_INPUT = {
+    "unknown database mode": (
+        ["-e", "database_mode=mysql"],
+        "value of database_mode must be one of: operator, rds, external, got: mysql",
+    ),
+    "unknown global database mode": (
+        ["-e", "threetier_database_mode=mysql"],
+        "value of threetier_database_mode must be one of: operator, rds, external, got: mysql",
+    ),
+    "replicas max below min": (
+        ["-e", "backend_autoscaling_min_replicas=5", "-e", "backend_autoscaling_max_replicas=3"],
+        "backend_autoscaling_max_replicas (3) must not be below backend_autoscaling_min_replicas (5)",
+    ),
+    "malformed host": (
+        ["-e", '{"frontend_ingress_hosts": ["bad_host!.example.com"]}'],
+        'frontend_ingress_hosts has malformed host names: ["bad_host!.example.com"]',
+    ),
+    "missing image tag": (
+        ["-e", "backend_image_tag="],
+        "backend_image_tag must be a container image tag",
+    ),
+    "bad namespace": (
+        ["-e", "threetier_app_namespace=Bad_NS"],
+        'threetier_app_namespace="Bad_NS" is not a valid namespace name',
+    ),
+    "no database instance": (
+        ["-e", "database_instances=0"],
+        "database_instances must be at least 1, got 0",
+    ),
+    "unknown environment": (
+        ["-e", "threetier_environment=qa"],
+        "value of threetier_environment must be one of: local, dev, staging, prod, got: qa",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_fails_before_the_cluster(ansible_playbook: Callable[..., Result], case: str) -> None:
+    extra, message = BAD_INPUT[case]
+    result = ansible_playbook("-i", "inventories/local", "site.yml", *extra)
+    assert result.rc != 0, result.output
+    assert message in " ".join(result.output.split()), result.output
+    # Validation runs before preflight asks the API server anything, and nothing changed.
+    assert UNREACHABLE not in result.output, result.output
+    assert "changed=0" in result.output, result.output
+
+
+def test_unreachable_cluster_gives_one_clear_message(ansible_playbook: Callable[..., Result], tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "dead", "user": {"token": "unused"}}],
+                "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "dead"}}],
+                "current-context": "dead",
+            }
+        )
+    )
+    result = ansible_playbook("-i", "inventories/local", "site.yml", "-e", f"threetier_kubeconfig={kubeconfig}")
+    assert result.rc != 0, result.output
+    flat = " ".join(result.output.split())
+    assert f"{UNREACHABLE} (kubeconfig: {kubeconfig}" in flat, result.output
+    assert "connection refused" in flat, result.output
+    assert result.output.count("fatal:") == 1, result.output
+    assert "changed=0" in result.output, result.output
