@@ -77,7 +77,16 @@ def render(inventory: Path, env: dict[str, str]) -> Rendering:
     if ansible is None:
         sys.exit("gen_docs.py: `ansible` is not on PATH; run `. scripts/env.sh` first")
     proc = subprocess.run(
-        [ansible, "threetier", "-i", str(inventory), "-m", "ansible.builtin.debug", "-a", json.dumps({"msg": EXPRESSION})],
+        [
+            ansible,
+            "threetier",
+            "-i",
+            str(inventory),
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            json.dumps({"msg": EXPRESSION}),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
