@@ -94,10 +94,13 @@ def render(graphs: dict[str, dict[str, Any]]) -> str:
         "peers the collection does not manage, slanted boxes are CIDRs. Arrows carry the allowed ports; named ports",
         "(`TCP/http`) resolve to the container port of that name on the destination pod. Every component that sends",
         "anything may also reach the DNS pods on UDP and TCP 53 (left out of the drawings).",
-        "",
-        f"In `rds`/`external` mode the database CIDRs come from the `database_connection` fact at deploy time;"
-        f" the drawings show the stand-in {', '.join(STAND_IN_DATABASE_CIDRS)}.",
     ]
+    if any((graph.get("database") or {}).get("cidrs") == STAND_IN_DATABASE_CIDRS for graph in graphs.values()):
+        lines += [
+            "",
+            "Where an inventory leaves the `rds`/`external` database CIDRs empty (they then come from the"
+            f" `database_connection` fact at deploy time), the drawing shows the stand-in {STAND_IN_DATABASE_CIDRS[0]}.",
+        ]
     for name, graph in graphs.items():
         mode = (graph.get("database") or {}).get("mode", "none")
         lines += ["", f"## {name} (database mode `{mode}`)", "", "```mermaid"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import os
 import shutil
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis.configuration import set_hypothesis_home_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -35,6 +37,11 @@ def _expose_collection() -> None:
 
 
 _expose_collection()
+
+# Hypothesis keeps its examples and caches in the project cache, not in the checkout.
+set_hypothesis_home_dir(
+    str(Path(os.environ.get("THREETIER_CACHE", Path.home() / ".cache" / "threetier-k8s")) / "hypothesis")
+)
 
 
 def load_fixture(name: str) -> Any:

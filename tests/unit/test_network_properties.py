@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import os
 import random
 from typing import Any
 
@@ -40,7 +41,8 @@ CIDR_POOL = (
     "2001:db8::/64",
 )
 PROTOCOLS = ("TCP", "UDP", "SCTP")
-EXAMPLES = 150
+# THREETIER_HYPOTHESIS_EXAMPLES raises (nightly) or lowers (a quick local loop) the number of random graphs.
+EXAMPLES = int(os.environ.get("THREETIER_HYPOTHESIS_EXAMPLES", "150"))
 
 Graph = dict[str, Any]
 
