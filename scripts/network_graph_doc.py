@@ -99,7 +99,8 @@ def render(graphs: dict[str, dict[str, Any]]) -> str:
         lines += [
             "",
             "Where an inventory leaves the `rds`/`external` database CIDRs empty (they then come from the"
-            f" `database_connection` fact at deploy time), the drawing shows the stand-in {STAND_IN_DATABASE_CIDRS[0]}.",
+            f" `database_connection` fact at deploy time), the drawing shows the stand-in"
+            f" {STAND_IN_DATABASE_CIDRS[0]}.",
         ]
     for name, graph in graphs.items():
         mode = (graph.get("database") or {}).get("mode", "none")
