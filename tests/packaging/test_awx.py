@@ -176,6 +176,10 @@ def check_question(question: dict) -> None:
     assert re.fullmatch(r"[a-z_][a-z0-9_]*", question["variable"])
     if question["type"] == "text" and question["default"]:
         assert question["min"] <= len(question["default"]) <= question["max"]
+    if question["type"] in {"multiplechoice", "multiselect"}:
+        assert isinstance(question["choices"], list) and question["default"] in question["choices"], question
+    if question["type"] == "integer":
+        assert question["min"] <= question["default"] <= question["max"], question
 
 
 def test_surveys(calls: dict[str, list[dict]]) -> None:
@@ -197,6 +201,19 @@ def test_surveys(calls: dict[str, list[dict]]) -> None:
             assert "threetier_image_tag" in job, f"{template['playbook']} ignores the image tag of the survey"
         else:
             assert "threetier_image_tag" not in questions
+        # every other question sets a variable the real playbook reads
+        target = (ROOT / "playbooks" / f"{action}.yml").read_text(encoding="utf-8")
+        for variable in set(questions) - {"threetier_confirm_environment", "threetier_image_tag"}:
+            assert variable in target, f"{template['name']}: playbooks/{action}.yml never reads {variable}"
+
+
+def test_rollback_survey_offers_the_releases_the_playbook_knows(calls: dict[str, list[dict]]) -> None:
+    plays = yaml.safe_load((ROOT / "playbooks" / "rollback.yml").read_text(encoding="utf-8"))
+    known = set(plays[0]["vars"]["rollback_namespaces"])
+    for template in calls["job_template"]:
+        if template["name"].endswith(" rollback"):
+            (release,) = [q for q in template["survey_spec"]["spec"] if q["variable"] == "rollback_release"]
+            assert set(release["choices"]) == known
 
 
 def test_job_playbooks_import_the_guard_and_the_real_playbook() -> None:
