@@ -53,6 +53,17 @@ ln -sfn "$THREETIER_CACHE/venv-nca/bin/nca" "$THREETIER_BIN/nca"
 
 "$THREETIER_ROOT/scripts/build-go-tools.sh"
 
+# ansible-test --venv bootstraps pip with a script from a host these machines cannot reach; put the
+# project's stand-in where ansible-test caches it, named for the pip version this ansible-test pins.
+pip_version=$("$THREETIER_VENV/bin/python" - <<'PY'
+import re, pathlib, ansible_test
+src = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+print(re.search(r"pip='([0-9.]+)'", src.read_text()).group(1))
+PY
+)
+mkdir -p "$HOME/.ansible/test/cache"
+cp "$THREETIER_ROOT/scripts/ansible_test_get_pip.py" "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+
 # The repo is the collection: expose it where Ansible looks (ansible.cfg's collections_path).
 mkdir -p "$THREETIER_ROOT/.collections/ansible_collections/threetier"
 ln -sfn ../../.. "$THREETIER_ROOT/.collections/ansible_collections/threetier/k8s"
