@@ -77,3 +77,9 @@ def test_skipped_crd_kinds_give_their_reason() -> None:
     for key, reason in CRD_SCHEMA_SKIPPED.items():
         assert len(reason) > 40, key
         assert key not in CRD_SOURCES
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("chart", CHARTS)
+def test_helm_3_and_4_render_the_same_objects(rendered: Rendered, chart: str, environment: str) -> None:
+    assert rendered("helm", chart, environment).docs == rendered("helm4", chart, environment).docs
