@@ -235,7 +235,7 @@ def test_tracing_resource_attributes_from_the_downward_api(render: Render, tmp_p
         "metadata.namespace": "threetier",
         "spec.nodeName": "node-a",
     }
-    workloads = [only_spec for only_spec in (pod_spec(manifests),)]
+    workloads = [pod_spec(manifests)]
     workloads += [job["spec"]["template"]["spec"] for job in of_kind(manifests, "Job")]
     assert len(workloads) >= 2, "expected the Deployment and the migration hook Job"
     for spec in workloads:

@@ -142,7 +142,7 @@ def test_backend_nginx_and_php_fpm_logs(render: Render, workdir: Path) -> None:
     fpm_cmd = [fpm, "--nodaemonize", "--allow-to-run-as-root", "--fpm-config", str(fpm_conf)]
     nginx_cmd = [nginx, "-c", str(nginx_conf), "-g", "daemon off;"]
     with (
-        running(fpm_cmd, workdir, "php-fpm", fastcgi) as (_, fpm_log),
+        running(fpm_cmd, workdir, "php-fpm", fastcgi) as (_fpm_stdout, fpm_log),
         running(nginx_cmd, workdir, "nginx", http) as (nginx_log, errors),
     ):
         ok = get(f"http://127.0.0.1:{http}/api/users?page=2&token=s3cret", {"X-Request-ID": INGRESS_ID})
