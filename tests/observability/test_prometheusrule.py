@@ -155,6 +155,20 @@ def test_selectors_follow_the_release(render: Render) -> None:
     assert 'owner_name=~"shop-backend-[a-z0-9]+"' in rules["BackendPodsRestarting"]["expr"]
 
 
+def test_selectors_name_the_objects_the_chart_renders(render: Render) -> None:
+    """The names in the expressions are those of the rendered Deployment, HPA and Service, whatever they are."""
+    manifests = render("backend", release="shop", namespace="shop-ns")
+    rules = alerts_of(groups_of(manifests))
+    deployment = only(manifests, "Deployment")["metadata"]["name"]
+    hpa = only(manifests, "HorizontalPodAutoscaler")["metadata"]["name"]
+    service = only(manifests, "Service")["metadata"]["name"]
+    assert f'deployment="{deployment}"' in rules["BackendReplicasUnavailable"]["expr"]
+    assert f'horizontalpodautoscaler="{hpa}"' in rules["BackendHPAUnableToScale"]["expr"]
+    assert f'exported_service="{service}"' in rules["BackendHighLatencyP95"]["expr"]
+    # ReplicaSets are named <deployment>-<pod-template-hash>.
+    assert f'owner_name=~"{deployment}-[a-z0-9]+"' in rules["BackendPodsRestarting"]["expr"]
+
+
 def _rule_test_files() -> list[Path]:
     return sorted(RULE_TESTS.glob("*.yaml"))
 
