@@ -6,6 +6,8 @@ checks both. Each violation is a readable sentence naming the control, the conta
 the way the admission plugin words its rejections.
 
 The checker works on plain dicts (a PodSpec and the pod's metadata) so it runs on `helm template` output.
+It is deliberately stricter in two places: it grants no relaxation to pods in a user namespace
+(`hostUsers: false`), and it applies the capability rules to ephemeral containers too.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ SAFE_SYSCTLS = frozenset(
         "net.ipv4.tcp_fin_timeout",
         "net.ipv4.tcp_keepalive_intvl",
         "net.ipv4.tcp_keepalive_probes",
+        "net.ipv4.tcp_rmem",
+        "net.ipv4.tcp_wmem",
+        "net.ipv4.tcp_slow_start_after_idle",
+        "net.ipv4.tcp_notsent_lowat",
     }
 )
 
@@ -119,6 +125,30 @@ def _baseline_host_path_and_ports(spec: Mapping[str, Any]) -> list[str]:
             if port.get("hostPort"):
                 port_name = port.get("name") or port.get("containerPort")
                 found.append(f"host ports: {where} port {port_name} sets hostPort {port['hostPort']}")
+    return found
+
+
+PROBE_FIELDS = ("livenessProbe", "readinessProbe", "startupProbe")
+
+
+def _handlers(container: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Yield (field, handler) for every probe and lifecycle handler of a container."""
+    for field in PROBE_FIELDS:
+        if container.get(field):
+            yield field, container[field]
+    for hook, handler in (container.get("lifecycle") or {}).items():
+        yield f"lifecycle.{hook}", handler or {}
+
+
+def _baseline_host_probes(spec: Mapping[str, Any]) -> list[str]:
+    """Probes and lifecycle handlers must not name another host (policy version 1.34+)."""
+    found = []
+    for where, container in containers(spec):
+        for field, handler in _handlers(container):
+            for action in ("httpGet", "tcpSocket"):
+                host = (handler.get(action) or {}).get("host")
+                if host:
+                    found.append(f"host probes / lifecycle: {where} {field}.{action}.host {host!r} must be unset")
     return found
 
 
@@ -208,6 +238,7 @@ def baseline_violations(spec: Mapping[str, Any], annotations: Mapping[str, str] 
         *_baseline_privileged(spec),
         *_baseline_capabilities(spec),
         *_baseline_host_path_and_ports(spec),
+        *_baseline_host_probes(spec),
         *_baseline_apparmor(spec, annotations or {}),
         *_baseline_selinux(spec),
         *_baseline_proc_mount_and_sysctls(spec),

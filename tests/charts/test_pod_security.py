@@ -92,6 +92,16 @@ BREAKS = [
         "sysctls",
     ),
     (
+        "probe host",
+        lambda p: _set(p, "containers.0.readinessProbe", {"httpGet": {"host": "10.0.0.1", "port": 80}}),
+        "host",
+    ),
+    (
+        "lifecycle host",
+        lambda p: _set(p, "containers.0.lifecycle", {"preStop": {"tcpSocket": {"host": "metadata", "port": 80}}}),
+        "lifecycle.preStop.tcpSocket.host",
+    ),
+    (
         "seccomp unconfined",
         lambda p: _set(p, "containers.0.securityContext.seccompProfile", {"type": "Unconfined"}),
         "seccomp",
@@ -121,6 +131,18 @@ def _violations(pod: dict[str, Any]) -> list[str]:
 
 def test_checker_accepts_a_compliant_pod() -> None:
     assert _violations(copy.deepcopy(COMPLIANT_POD)) == []
+
+
+def test_checker_accepts_what_the_policy_allows() -> None:
+    """Allowed values must not be flagged either: safe sysctls, localhost probes, Localhost profiles."""
+    pod = copy.deepcopy(COMPLIANT_POD)
+    _set(pod, "securityContext.sysctls", [{"name": "net.ipv4.tcp_rmem", "value": "4096 87380 6291456"}])
+    _set(pod, "containers.0.livenessProbe", {"httpGet": {"path": "/", "port": 8080}})
+    _set(pod, "containers.0.securityContext.seccompProfile", {"type": "Localhost", "localhostProfile": "p.json"})
+    _set(pod, "containers.0.securityContext.seLinuxOptions", {"type": "container_engine_t"})
+    _set(pod, "metadata_annotations", {"container.apparmor.security.beta.kubernetes.io/app": "localhost/custom"})
+    pod["volumes"].append({"name": "eph", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}})
+    assert _violations(pod) == []
 
 
 @pytest.mark.parametrize(("mutate", "words"), [b[1:] for b in BREAKS], ids=[b[0] for b in BREAKS])
