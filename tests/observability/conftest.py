@@ -174,7 +174,7 @@ def check_rules(promtool: str, groups: list[Manifest], workdir: Path) -> None:
     """`promtool check rules` on rule groups; fails with promtool's own message."""
     path = workdir / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    proc = run_tool([promtool, "check", "rules", str(path)])
+    proc = run_tool([promtool, "check", "rules", "--lint=all", "--lint-fatal", str(path)])
     assert proc.returncode == 0, f"promtool check rules failed:\n{proc.stdout}{proc.stderr}"
 
 
