@@ -46,12 +46,15 @@ def pinned_versions() -> dict[str, str]:
     return {key.strip(): value.strip() for key, *rest in pairs for value in rest if not key.startswith("#")}
 
 
-def helm_template(chart: str, *args: str, release: str | None = None, namespace: str = "threetier") -> list[Manifest]:
+def helm_template(
+    chart: str, *args: str, release: str | None = None, namespace: str = "threetier", helm: str = "helm"
+) -> list[Manifest]:
     """`helm template` a project chart at the pinned Kubernetes version, on top of values/<chart>.yaml.
 
     values/<chart>.yaml holds the least a chart needs to render (e.g. the backend's existing Secrets).
+    `helm` names the client: helm (3.x) or helm4.
     """
-    helm = require_tool("helm")
+    helm = require_tool(helm)
     cmd = [helm, "template", release or chart, str(CHARTS / chart), "--namespace", namespace]
     cmd += ["--kube-version", pinned_versions()["KUBERNETES_VERSION"].lstrip("v")]
     base = HERE / "values" / f"{chart}.yaml"

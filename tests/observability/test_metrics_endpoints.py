@@ -110,3 +110,19 @@ def test_defaults_render_on_a_cluster_without_monitoring() -> None:
         kinds = {m["kind"] for m in manifests}
         assert not kinds & {"ServiceMonitor", "PrometheusRule"}
         assert any(m["metadata"]["name"].endswith("-dashboard") for m in of_kind(manifests, "ConfigMap"))
+
+
+@pytest.mark.parametrize("chart", ["frontend", "backend"])
+def test_helm4_renders_the_same_observability_objects(chart: str) -> None:
+    """The charts are installed with Helm 3 or 4: both must render these objects identically."""
+    kinds = {"PrometheusRule", "ServiceMonitor"}
+
+    def observability_objects(helm: str) -> list[dict]:
+        args = ["--api-versions", "monitoring.coreos.com/v1"]
+        if chart == "backend":
+            args += ["--set", "prometheusRule.database.enabled=true"]
+        manifests = helm_template(chart, *args, helm=helm)
+        return [m for m in manifests if m["kind"] in kinds or m["metadata"]["name"].endswith("-dashboard")]
+
+    helm3 = observability_objects("helm")
+    assert helm3 and helm3 == observability_objects("helm4")
