@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark of threetier.k8s.network_policies: a graph of 200 components and 1,000 flows (goal: under 1 s).
 
 Usage: ``python scripts/bench_network_policies.py [--components N] [--flows N] [--repeat N] [--seed N]``.
@@ -59,7 +59,9 @@ def build_graph(components: int, flows: int, seed: int) -> dict[str, Any]:
     while len(flow_list) < flows:
         source, target = rng.choice(names), rng.choice(names)
         if comps[source]["managed"] or comps[target]["managed"]:
-            flow_list.append({"from": source, "to": target, "ports": [_port(rng) for _ in range(rng.randint(1, 3))]})
+            flow_list.append(
+                {"from": source, "to": target, "ports": [_port(rng) for _index in range(rng.randint(1, 3))]}
+            )
     egress = [
         {"from": rng.choice(managed_names), "cidrs": [f"10.{i}.0.0/16", f"192.168.{i}.0/24"], "ports": [443]}
         for i in range(20)
@@ -82,7 +84,7 @@ def build_graph(components: int, flows: int, seed: int) -> dict[str, Any]:
 
 def timed(function: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
     times, result = [], None
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         result = function()
         times.append(time.perf_counter() - start)

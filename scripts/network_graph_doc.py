@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Write docs/network-graph.md: every inventory's flow graph drawn by threetier.k8s.network_graph_mermaid.
 
 Usage: ``python scripts/network_graph_doc.py`` rewrites the page; ``--check`` exits 1 when it is stale (the unit

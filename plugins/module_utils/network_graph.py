@@ -155,7 +155,7 @@ def _dns_label(value: Any, where: str, max_length: int = 63) -> str:
 def _label_key(key: Any, where: str) -> str:
     if not isinstance(key, str) or not key:
         raise _fail(where, f"label key {key!r} is not a string")
-    prefix, _, name = key.rpartition("/")
+    prefix, _slash, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not all(_DNS_LABEL.match(part) for part in prefix.split("."))):
         raise _fail(where, f"label key {key!r} has an invalid prefix")
     if len(name) > 63 or not _LABEL_NAME.match(name):

@@ -145,7 +145,7 @@ def parse_connections(text: str) -> dict[str, list[tuple[int, int]]] | str:
 
 
 def _interval(text: str) -> tuple[int, int]:
-    low, _, high = text.partition("-")
+    low, _dash, high = text.partition("-")
     return int(low), int(high or low)
 
 
@@ -154,7 +154,7 @@ def _endpoint_key(text: str) -> tuple[str, Any]:
     text = text.removesuffix("[Pod]")
     if "/" in text and not _is_address(text.split("/")[0]):
         return "pod", text
-    first, _, last = text.partition("-")
+    first, _dash, last = text.partition("-")
     return "ip", (ipaddress.ip_address(first), ipaddress.ip_address(last or first))
 
 
@@ -202,7 +202,7 @@ def port_boundaries(declared: Declared, pods: list[Pod], reported: Iterable[Any]
     for port in declared.port_numbers():
         points.update({port, port + 1})
     for pod in pods:
-        points.update(n + d for _, _, n in pod.ports for d in (0, 1))
+        points.update(number + d for _name, _protocol, number in pod.ports for d in (0, 1))
     for conns in reported:
         if isinstance(conns, dict):
             points.update(b for intervals in conns.values() for low, high in intervals for b in (low, high + 1))
@@ -269,7 +269,7 @@ def expected_map(
             result[(_name(source), _name(destination))] = expected_connections(declared, source, destination, bounds)
             if not isinstance(destination, Pod):
                 result[(_name(destination), _name(source))] = expected_connections(
-                    declared, destination, source, bounds
+                    declared, source=destination, destination=source, bounds=bounds
                 )
     return {pair: conns for pair, conns in result.items() if conns}
 

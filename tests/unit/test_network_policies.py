@@ -371,7 +371,7 @@ def test_output_is_deterministic_whatever_the_input_order(
 ) -> None:
     expected = yaml.safe_dump_all(network_policies(reference_graph), sort_keys=False)
     shuffler = random.Random(4)
-    for _ in range(5):
+    for _round in range(5):
         shuffled = copy.deepcopy(reference_graph)
         items = list(shuffled["components"].items())
         shuffler.shuffle(items)

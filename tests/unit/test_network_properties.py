@@ -124,7 +124,7 @@ def graphs(draw: st.DrawFn) -> Graph:
     names = sorted(comps)
     managed = [n for n in names if comps[n]["managed"]]
     flows = []
-    for _ in range(draw(st.integers(1, 8))):
+    for _flow in range(draw(st.integers(1, 8))):
         source, target = draw(st.sampled_from(names)), draw(st.sampled_from(names))
         if comps[source]["managed"] or comps[target]["managed"]:
             flows.append(
@@ -142,7 +142,7 @@ def graphs(draw: st.DrawFn) -> Graph:
             "cidrs": draw(st.lists(st.sampled_from(CIDR_POOL), min_size=1, max_size=2, unique=True)),
             "ports": draw(st.lists(numeric_port(), min_size=1, max_size=2)),
         }
-        for _ in range(draw(st.integers(0, 2)))
+        for _entry in range(draw(st.integers(0, 2)))
     ]
     graph: Graph = {
         "name_prefix": "prop",
@@ -189,7 +189,7 @@ def probe_ports(declared: Declared, pods: list[Pod]) -> list[int]:
     numbers = {1, 65535, 53}
     for port in declared.port_numbers():
         numbers.update({port - 1, port, port + 1})
-    numbers.update(number for pod in pods for _, _, number in pod.ports)
+    numbers.update(number for pod in pods for _name, _protocol, number in pod.ports)
     return sorted(n for n in numbers if 1 <= n <= 65535)
 
 
