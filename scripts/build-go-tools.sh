@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the project's Go tools at the versions of tools/versions.env into $THREETIER_CACHE/go-tools
-# and links them into $THREETIER_BIN. Usage: build-go-tools.sh [group...]  (groups: helm, cluster; default all)
+# and links them into $THREETIER_BIN. Usage: build-go-tools.sh [group...]  (groups: helm, prometheus, cluster; default all)
 set -euo pipefail
 # shellcheck source=env.sh
 . "$(dirname "$0")/env.sh"
@@ -41,8 +41,11 @@ YAML
   log "helm-diff $HELM_DIFF_VERSION installed as a helm plugin in $dir"
 }
 
+# shellcheck source=build-promtool.sh
+. "$THREETIER_ROOT/scripts/build-promtool.sh"
+
 groups=("$@")
-[[ ${#groups[@]} -gt 0 ]] || groups=(helm cluster)
+[[ ${#groups[@]} -gt 0 ]] || groups=(helm prometheus cluster)
 for g in "${groups[@]}"; do
   case $g in
     helm) build_helm ;;
@@ -50,6 +53,7 @@ for g in "${groups[@]}"; do
       if [[ -x $THREETIER_ROOT/scripts/build-cluster-tools.sh ]]; then
         "$THREETIER_ROOT/scripts/build-cluster-tools.sh"
       fi ;;
-    *) die "unknown tool group '$g' (known: helm, cluster)" ;;
+    prometheus) build_prometheus ;;
+    *) die "unknown tool group '$g' (known: helm, prometheus, cluster)" ;;
   esac
 done

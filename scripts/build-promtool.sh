@@ -10,9 +10,6 @@
 # group; run directly it builds promtool once (a cold build takes several minutes on two cores).
 set -euo pipefail
 
-# Used only until tools/versions.env pins PROMETHEUS_VERSION (env.sh exports it then).
-PROMETHEUS_DEFAULT_VERSION=v0.316.0
-
 # prometheus_release v0.316.0 -> 3.16.0 (the release a Go module version stands for).
 prometheus_release() {
   local rest=${1#v0.}
@@ -21,14 +18,12 @@ prometheus_release() {
 }
 
 build_prometheus() {
-  local version=${PROMETHEUS_VERSION:-$PROMETHEUS_DEFAULT_VERSION}
+  local version=$PROMETHEUS_VERSION
   # `promtool --version` names the release, as the upstream binaries do.
   local stamp=github.com/prometheus/common/version
   # `go install pkg@version` works because Prometheus' go.mod has no replace directives; if a future
   # release adds some, switch to go_module_tool with a build module under tools/go/prometheus.
-  # -p=1 keeps the build to one package at a time: the machines' two cores are shared.
-  GOFLAGS="${GOFLAGS:-} -p=1" \
-    GO_LDFLAGS="-X $stamp.Version=$(prometheus_release "$version") -X $stamp.Branch=module-$version" \
+  GO_LDFLAGS="-X $stamp.Version=$(prometheus_release "$version") -X $stamp.Branch=module-$version" \
     go_tool promtool "$version" "github.com/prometheus/prometheus/cmd/promtool@$version"
 }
 

@@ -46,6 +46,28 @@ venv() {
   log "virtualenv $dir ready"
 }
 
+# Debian packages of requirements/apt.txt, installed when missing. policy-rc.d stops their maintainer scripts
+# from starting the services (an nginx on 0.0.0.0:80 is not something a test setup may leave behind).
+apt_packages() {
+  local missing=() pkg
+  while read -r pkg; do
+    [[ -z $pkg || $pkg == \#* ]] && continue
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done < "$THREETIER_ROOT/requirements/apt.txt"
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+  log "installing Debian packages: ${missing[*]}"
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [[ $created -eq 1 ]] && rm -f "$policy"
+  return 0
+}
+
+apt_packages
 PYTHON=$(find_python)
 venv "$THREETIER_VENV" "$THREETIER_ROOT/requirements/dev.txt" "$THREETIER_ROOT/requirements/constraints.txt" "$THREETIER_ROOT/requirements.txt"
 venv "$THREETIER_CACHE/venv-nca" "$THREETIER_ROOT/requirements/nca.txt"
