@@ -28,6 +28,8 @@ description:
     operator peers) are dashed stadiums, external CIDRs are parallelograms labelled with their C(name).
   - One arrow per (client, server) pair, labelled with the allowed ports (C(TCP/5432), C(TCP/8000-8010), C(TCP/http)).
   - The graph is validated exactly as by P(threetier.k8s.network_policies#filter); the output is deterministic.
+  - Mermaid renders at most 500 arrows unless its C(maxEdges) setting is raised; a graph that large is better
+    read per namespace than as one drawing.
 options:
   _input:
     description: The flow graph (see P(threetier.k8s.network_policies#filter)).
