@@ -51,5 +51,5 @@ def test_molecule_default_scenario(cluster: Path, helm_mirror: str) -> None:
 
 def test_molecule_kind_scenario_parses() -> None:
     """kind cannot run without a container engine; its playbooks must still parse and resolve."""
-    rc, output, _ = molecule("syntax", "-s", "kind", log_name="molecule-kind-syntax.log", timeout=600)
+    rc, output, _seconds = molecule("syntax", "-s", "kind", log_name="molecule-kind-syntax.log", timeout=600)
     assert rc == 0, f"molecule syntax -s kind failed (exit {rc}):\n{tail(output)}"

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ansible
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,11 +32,11 @@ def test_yamllint() -> None:
 
 
 def test_ruff() -> None:
-    run(["ruff", "check", "plugins", "tests", "scripts"])
+    run(["ruff", "check", "plugins", "tests", "scripts", "molecule"])
 
 
 def test_ruff_format() -> None:
-    run(["ruff", "format", "--check", "plugins", "tests", "scripts"])
+    run(["ruff", "format", "--check", "plugins", "tests", "scripts", "molecule"])
 
 
 def test_ansible_lint_production_profile() -> None:
@@ -55,18 +57,33 @@ def _tracked_files() -> list[str]:
     return [line for line in out.splitlines() if line and (ROOT / line).exists()]
 
 
+def _dependencies() -> list[str]:
+    """The collections galaxy.yml depends on, as namespace/name."""
+    galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    return [name.replace(".", "/") for name in galaxy.get("dependencies", {})]
+
+
 @pytest.mark.slow
 def test_ansible_test_sanity(tmp_path: Path) -> None:
     """ansible-test needs the collection at ansible_collections/<namespace>/<name>: run it on a copy.
 
-    `--venv --requirements` lets ansible-test build each sanity test's virtualenv from its own pinned
-    requirements (cached under ~/.ansible/test), so the project's venv is not changed.
+    The collections it depends on (bundled in the `ansible` package) are linked beside it, where
+    ansible-test's import and validate-modules tests look for them. `--venv --requirements` lets
+    ansible-test build each sanity test's virtualenv from its own pinned requirements (cached under
+    ~/.ansible/test; scripts/setup.sh provides the pip bootstrap it would otherwise download), so the
+    project's venv is not changed.
     """
-    dest = tmp_path / "ansible_collections" / "threetier" / "k8s"
+    tree = tmp_path / "ansible_collections"
+    dest = tree / "threetier" / "k8s"
     for rel in _tracked_files():
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target, follow_symlinks=False)
+    bundled = Path(ansible.__file__).resolve().parent.parent / "ansible_collections"
+    for dep in _dependencies():
+        assert (bundled / dep).is_dir(), f"{dep} is not in the ansible package ({bundled})"
+        (tree / dep).parent.mkdir(parents=True, exist_ok=True)
+        (tree / dep).symlink_to(bundled / dep)
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     run(
         ["ansible-test", "sanity", "--venv", "--requirements", "--python", python, "--color", "no"],
