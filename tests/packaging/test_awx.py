@@ -216,6 +216,14 @@ def test_rollback_survey_offers_the_releases_the_playbook_knows(calls: dict[str,
             assert set(release["choices"]) == known
 
 
+def test_jobs_use_the_roles_of_their_own_commit() -> None:
+    """AWX runs awx/jobs/*.yml from the project checkout; the playbook-adjacent collections folder makes
+    threetier.k8s resolve to that same checkout instead of whatever version the execution environment holds."""
+    link = JOBS / "collections" / "ansible_collections" / "threetier" / "k8s"
+    assert link.is_symlink(), "awx/jobs/collections/ansible_collections/threetier/k8s must be a symlink"
+    assert link.resolve() == ROOT.resolve()
+
+
 def test_job_playbooks_import_the_guard_and_the_real_playbook() -> None:
     for action in ACTIONS:
         plays = yaml.safe_load((JOBS / f"{action}.yml").read_text(encoding="utf-8"))
