@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from chart_render import HELMS, REQUIRED_VALUES, RenderError, helm_template
+from chart_render import HELMS, REQUIRED_VALUES, RenderError, helm_template, parse_manifests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # (chart, --set values, regular expression the error must match)
 REJECTED = [
@@ -83,3 +85,17 @@ def test_the_required_values_are_enough(helm_bins: dict[str, str], helm: str) ->
     """The negative cases above fail for their own reason, not because the baseline is already broken."""
     for chart, required in REQUIRED_VALUES.items():
         assert "kind: Deployment" in helm_template(helm_bins[helm], chart, (), required)
+
+
+@settings(max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(low=st.integers(min_value=1, max_value=40), high=st.integers(min_value=1, max_value=40))
+def test_hpa_bounds_render_iff_ordered(helm_bins: dict[str, str], low: int, high: int) -> None:
+    """Any pair of bounds renders exactly when minReplicas <= maxReplicas, and then lands in the HPA as given."""
+    values = (f"autoscaling.minReplicas={low}", f"autoscaling.maxReplicas={high}")
+    if low > high:
+        with pytest.raises(RenderError, match=r"must not be greater than autoscaling\.maxReplicas"):
+            helm_template(helm_bins["helm"], "frontend", (), values)
+        return
+    docs = parse_manifests(helm_template(helm_bins["helm"], "frontend", (), values))
+    hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (low, high)
