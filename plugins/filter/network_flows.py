@@ -73,6 +73,10 @@ _value:
       description: Destination CIDRs (empty for a component destination).
       type: list
       elements: str
+    except:
+      description: Networks cut out of the destination CIDRs.
+      type: list
+      elements: str
     ports:
       description: Ports as in a NetworkPolicy (C(protocol), C(port), optional C(endPort)).
       type: list

@@ -120,10 +120,17 @@ options:
             type: str
             required: true
           cidrs:
-            description: Destination networks (IPv4 or IPv6, no host bits set).
+            description: Destination networks (IPv4 or IPv6, no host bits set; a bare address means a single host).
             type: list
             elements: str
             required: true
+          except:
+            description:
+              - Networks cut out of the destinations, for example the cloud metadata address or the cluster's own
+                ranges when O(_input.egress[].cidrs) is V(0.0.0.0/0).
+              - Each must lie strictly inside at least one of the CIDRs and applies to every CIDR that contains it.
+            type: list
+            elements: str
           ports:
             description: Numeric ports or ranges, as in O(_input.flows[].ports).
             type: list

@@ -28,13 +28,17 @@ def _text(value: str) -> str:
     return value.replace('"', "#quot;")
 
 
-def _cidr_groups(graph: Graph) -> dict[tuple[str, ...], str]:
-    """Every distinct CIDR list of the edges, numbered in sorted order so the ids are stable."""
-    groups = sorted(
-        {edge.cidrs for edge in graph.edges if edge.cidrs},
-        key=lambda cidrs: [cidr_sort_key(c) for c in cidrs],
-    )
-    return {cidrs: f"net_{index}" for index, cidrs in enumerate(groups)}
+Destination = tuple[tuple[str, ...], tuple[str, ...]]  # (cidrs, excepts)
+
+
+def _destination_key(destination: Destination) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    return ([cidr_sort_key(c) for c in destination[0]], [cidr_sort_key(c) for c in destination[1]])
+
+
+def _cidr_groups(graph: Graph) -> dict[Destination, str]:
+    """Every distinct (CIDRs, excepts) destination of the edges, numbered in sorted order so the ids are stable."""
+    groups = sorted({(edge.cidrs, edge.excepts) for edge in graph.edges if edge.cidrs}, key=_destination_key)
+    return {destination: f"net_{index}" for index, destination in enumerate(groups)}
 
 
 def _component_node(component: Component) -> str:
@@ -57,21 +61,21 @@ def _namespace_blocks(graph: Graph, show_dns: bool) -> list[str]:
     return lines
 
 
-def _cidr_nodes(graph: Graph, groups: dict[tuple[str, ...], str]) -> list[str]:
+def _cidr_nodes(graph: Graph, groups: dict[Destination, str]) -> list[str]:
     lines = []
-    for cidrs, node in groups.items():
+    for (cidrs, excepts), node in groups.items():
         title = graph.cidr_names.get(",".join(cidrs), "external")
-        label = "<br/>".join([title, *cidrs])
+        label = "<br/>".join([title, *cidrs, *(f"except {hole}" for hole in excepts)])
         lines.append(f'  {node}[/"{_text(label)}"/]')
     return lines
 
 
-def _arrows(graph: Graph, groups: dict[tuple[str, ...], str], show_dns: bool) -> list[str]:
+def _arrows(graph: Graph, groups: dict[Destination, str], show_dns: bool) -> list[str]:
     ports: dict[tuple[str, str], set[Port]] = defaultdict(set)
     for edge in graph.edges:
         if edge.target == DNS_COMPONENT and not show_dns:
             continue
-        target = _node_id("c", edge.target) if edge.target is not None else groups[edge.cidrs]
+        target = _node_id("c", edge.target) if edge.target is not None else groups[(edge.cidrs, edge.excepts)]
         ports[(_node_id("c", edge.source), target)].update(edge.ports)
     lines = []
     for (source, target), port_set in sorted(ports.items()):

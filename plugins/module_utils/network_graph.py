@@ -90,13 +90,14 @@ class Component:
 
 @dataclass(frozen=True)
 class Edge:
-    """Traffic from component ``source`` to component ``target`` or to the CIDRs ``cidrs``."""
+    """Traffic from component ``source`` to component ``target`` or to the CIDRs ``cidrs`` minus ``excepts``."""
 
     source: str
     ports: tuple[Port, ...]
     origin: str
     target: str | None = None
     cidrs: tuple[str, ...] = ()
+    excepts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,30 @@ def _cidrs(value: Any, where: str) -> tuple[str, ...]:
     )
 
 
+def _excepts(value: Any, cidrs: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """Holes in the CIDRs; each must lie strictly inside at least one of them (as the API server demands)."""
+    excepts = tuple(
+        sorted(
+            {_cidr(entry, f"{where}[{index}]") for index, entry in enumerate(_sequence(value, where))}, key=_cidr_key
+        )
+    )
+    for index, hole in enumerate(excepts):
+        if not excepts_within(cidrs, hole):
+            raise _fail(f"{where}[{index}]", f"{hole!r} is not strictly inside any of {', '.join(cidrs)}")
+    return excepts
+
+
+def excepts_within(cidrs: Iterable[str], hole: str) -> list[str]:
+    """The CIDRs that strictly contain ``hole``: an except applies to each of them."""
+    inner = ipaddress.ip_network(hole)
+    result = []
+    for cidr in cidrs:
+        outer = ipaddress.ip_network(cidr)
+        if outer.version == inner.version and inner.subnet_of(outer) and inner.prefixlen > outer.prefixlen:
+            result.append(cidr)
+    return result
+
+
 def _cidr_key(cidr: str) -> tuple[int, int, int]:
     network = ipaddress.ip_network(cidr)
     return (network.version, int(network.network_address), network.prefixlen)
@@ -428,6 +453,7 @@ def _read_egress(builder: _Builder, value: Any) -> None:
         unknown = set(entry) - {
             "from",
             "cidrs",
+            "except",
             "ports",
             "protocol",
             "description",
@@ -436,8 +462,8 @@ def _read_egress(builder: _Builder, value: Any) -> None:
         if unknown:
             raise _fail(
                 where,
-                f"unknown keys {sorted(unknown)}; an egress entry has from, cidrs, ports, protocol, name"
-                " and description",
+                f"unknown keys {sorted(unknown)}; an egress entry has from, cidrs, except, ports, protocol,"
+                " name and description",
             )
         source = builder.known(entry.get("from"), f"{where}.from")
         _check_enforced(builder, source, None, where)
@@ -447,7 +473,8 @@ def _read_egress(builder: _Builder, value: Any) -> None:
         cidrs = _cidrs(entry.get("cidrs"), f"{where}.cidrs")
         if "name" in entry:
             _remember_cidr_name(builder, cidrs, _dns_label(entry["name"], f"{where}.name"))
-        builder.add(Edge(source.name, ports, where, cidrs=cidrs))
+        excepts = _excepts(entry.get("except"), cidrs, f"{where}.except")
+        builder.add(Edge(source.name, ports, where, cidrs=cidrs, excepts=excepts))
 
 
 def _remember_cidr_name(builder: _Builder, cidrs: tuple[str, ...], name: str) -> None:

@@ -24,6 +24,7 @@ from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import
     Graph,
     Port,
     cidr_sort_key,
+    excepts_within,
     sorted_ports,
 )
 
@@ -69,8 +70,11 @@ def _pod_peer(component: Component, policy_namespace: str) -> Manifest:
     }
 
 
-def _ip_peer(cidr: str) -> Manifest:
-    return {"ipBlock": {"cidr": cidr}}
+def _ip_peer(cidr: str, excepts: list[str]) -> Manifest:
+    block: Manifest = {"cidr": cidr}
+    if excepts:
+        block["except"] = excepts
+    return {"ipBlock": block}
 
 
 def _canonical(value: Any) -> str:
@@ -131,8 +135,10 @@ def _egress(graph: Graph, component: Component, edges: Iterable[Edge]) -> list[M
                 _pod_peer(target, component.namespace),
             )
         for cidr in edge.cidrs:
-            peer_ports[f"cidr:{cidr}"].update(edge.ports)
-            peers[f"cidr:{cidr}"] = ((1, *cidr_sort_key(cidr)), _ip_peer(cidr))
+            holes = [hole for hole in edge.excepts if cidr in excepts_within([cidr], hole)]
+            key = f"cidr:{cidr}|{','.join(holes)}"
+            peer_ports[key].update(edge.ports)
+            peers[key] = ((1, *cidr_sort_key(cidr), holes), _ip_peer(cidr, holes))
     return _rules(peer_ports, peers, "to")
 
 
@@ -206,6 +212,7 @@ def resolved_flows(graph: Graph) -> list[Manifest]:
                 "to_namespace": target.namespace if target else None,
                 "to_pod_labels": target.labels if target else None,
                 "cidrs": list(edge.cidrs),
+                "except": list(edge.excepts),
                 "ports": [_port_entry(port) for port in sorted_ports(edge.ports)],
                 "origin": edge.origin,
             }

@@ -43,6 +43,17 @@ class Allow:
     protocol: str
     port: int | str
     end_port: int
+    holes: tuple[Network, ...] = ()
+
+    def covers(self, address: Any) -> bool:
+        """In a network and in none of the holes that network strictly contains."""
+        for network in self.networks:
+            if address.version != network.version or address not in network:
+                continue
+            inside = [h for h in self.holes if h.version == network.version and h.subnet_of(network) and h != network]
+            if not any(address in h for h in inside):
+                return True
+        return False
 
 
 def _ports(ports: list[Any], default_protocol: str) -> list[tuple[str, int | str, int]]:
@@ -80,6 +91,7 @@ class Declared:
                 None,
                 networks,
                 _ports(entry["ports"], entry.get("protocol", "TCP")),
+                tuple(ipaddress.ip_network(c) for c in entry.get("except") or []),
             )
         self._dns(graph)
         self.managed_namespaces = {c.namespace for c in self.components.values() if c.managed}
@@ -97,9 +109,10 @@ class Declared:
         target: str | None,
         networks: tuple[Network, ...],
         ports: list[tuple[str, int | str, int]],
+        holes: tuple[Network, ...] = (),
     ) -> None:
         for protocol, port, end in ports:
-            self.allows.append(Allow(source, target, networks, protocol, port, end))
+            self.allows.append(Allow(source, target, networks, protocol, port, end, holes))
 
     def _database(self, graph: Mapping[str, Any]) -> None:
         database = graph.get("database") or {}
@@ -192,9 +205,7 @@ class Declared:
                 return False
             if isinstance(allow.port, str):
                 return destination.named_port(allow.port, protocol) == port
-        elif allow.target is not None or not any(
-            destination.version == n.version and destination in n for n in allow.networks
-        ):
+        elif allow.target is not None or not allow.covers(destination):
             return False
         return isinstance(allow.port, int) and allow.port <= port <= allow.end_port
 
@@ -224,4 +235,5 @@ class Declared:
         return numbers
 
     def networks(self) -> set[Network]:
-        return {n for a in self.allows for n in a.networks}
+        """Every destination network and every hole in one (the boundaries where reachability can change)."""
+        return {n for a in self.allows for n in (*a.networks, *a.holes)}

@@ -151,6 +151,18 @@ CASES: dict[str, tuple[Mutation, str]] = {
         _set("egress.0.cidrs", [167772160]),
         "egress[0] (backend -> CIDRs).cidrs[0]: CIDR 167772160 is not a string",
     ),
+    "except outside the CIDRs": (
+        _set("egress.0.except", ["198.51.100.0/24"]),
+        "egress[0] (backend -> CIDRs).except[0]: '198.51.100.0/24' is not strictly inside any of 203.0.113.0/24",
+    ),
+    "except equal to the CIDR": (
+        _set("egress.0.except", ["203.0.113.0/24"]),
+        "egress[0] (backend -> CIDRs).except[0]: '203.0.113.0/24' is not strictly inside",
+    ),
+    "invalid except": (
+        _set("egress.0.except", ["203.0.113.0/33"]),
+        "egress[0] (backend -> CIDRs).except[0]: invalid CIDR '203.0.113.0/33'",
+    ),
     "no CIDRs": (
         _set("egress.0.cidrs", []),
         "egress[0] (backend -> CIDRs).cidrs: lists no CIDRs",

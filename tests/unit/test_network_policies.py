@@ -360,6 +360,31 @@ def test_egress_to_external_cidrs_and_bare_addresses() -> None:
     ]
 
 
+def test_egress_except_cuts_holes_into_the_cidrs_that_contain_them() -> None:
+    graph = small_graph(
+        egress=[
+            {
+                "from": "api",
+                "cidrs": ["0.0.0.0/0", "10.0.0.0/8"],
+                "except": ["169.254.169.254/32", "10.1.0.0/16"],
+                "ports": [443],
+            }
+        ]
+    )
+    egress = by_name(network_policies(graph))["shop-api"]["spec"]["egress"]
+    assert egress == [
+        {
+            "to": [
+                {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.1.0.0/16", "169.254.169.254/32"]}},
+                {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+            ],
+            "ports": tcp(443),
+        }
+    ]
+    assert network_flows(graph)[0]["except"] == ["10.1.0.0/16", "169.254.169.254/32"]
+    assert "except 169.254.169.254/32" in network_graph_mermaid(graph)
+
+
 def test_components_may_be_a_list(reference_graph: Graph) -> None:
     as_list = copy.deepcopy(reference_graph)
     as_list["components"] = [{"name": name, **spec} for name, spec in reference_graph["components"].items()]

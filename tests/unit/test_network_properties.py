@@ -33,6 +33,7 @@ PEER_NAMESPACES = ("edge", "obs")
 IMPOSTOR_NAMESPACE = "elsewhere"
 PORT_NAMES = {"http": "TCP", "metrics": "TCP", "syslog": "UDP", "diameter": "SCTP"}
 CIDR_POOL = (
+    "0.0.0.0/0",
     "10.0.0.0/8",
     "10.1.2.0/24",
     "10.1.2.3/32",
@@ -40,6 +41,7 @@ CIDR_POOL = (
     "203.0.113.0/24",
     "2001:db8::/64",
 )
+HOLE_POOL = ("10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "169.254.169.254/32", "203.0.113.128/25", "2001:db8::/96")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 # THREETIER_HYPOTHESIS_EXAMPLES raises (nightly) or lowers (a quick local loop) the number of random graphs.
 EXAMPLES = int(os.environ.get("THREETIER_HYPOTHESIS_EXAMPLES", "150"))
@@ -99,7 +101,7 @@ def database(draw: st.DrawFn, managed: list[str]) -> dict[str, Any] | None:
         return {
             "mode": "rds",
             "clients": clients,
-            "cidrs": draw(st.lists(st.sampled_from(CIDR_POOL[:5]), min_size=1, max_size=2, unique=True)),
+            "cidrs": draw(st.lists(st.sampled_from(CIDR_POOL[1:6]), min_size=1, max_size=2, unique=True)),
             "port": port,
         }
     if mode == "none":
@@ -116,6 +118,28 @@ def database(draw: st.DrawFn, managed: list[str]) -> dict[str, Any] | None:
     if operator_namespace:
         spec["operator_namespace"] = operator_namespace
     return spec
+
+
+@st.composite
+def egress_entry(draw: st.DrawFn, managed: list[str]) -> dict[str, Any]:
+    """CIDR egress, sometimes with holes: only those strictly inside a chosen CIDR are valid input."""
+    cidrs = draw(st.lists(st.sampled_from(CIDR_POOL), min_size=1, max_size=2, unique=True))
+    networks = [ipaddress.ip_network(c) for c in cidrs]
+    candidates = [
+        hole
+        for hole in HOLE_POOL
+        if any(
+            ipaddress.ip_network(hole).version == n.version
+            and ipaddress.ip_network(hole).subnet_of(n)
+            and ipaddress.ip_network(hole) != n
+            for n in networks
+        )
+    ]
+    entry = {"from": draw(st.sampled_from(managed)), "cidrs": cidrs}
+    if candidates and draw(st.booleans()):
+        entry["except"] = draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=2, unique=True))
+    entry["ports"] = draw(st.lists(numeric_port(), min_size=1, max_size=2))
+    return entry
 
 
 @st.composite
@@ -136,14 +160,7 @@ def graphs(draw: st.DrawFn) -> Graph:
             )
     if not flows:
         flows.append({"from": managed[0], "to": managed[0], "ports": [draw(any_port())]})
-    egress = [
-        {
-            "from": draw(st.sampled_from(managed)),
-            "cidrs": draw(st.lists(st.sampled_from(CIDR_POOL), min_size=1, max_size=2, unique=True)),
-            "ports": draw(st.lists(numeric_port(), min_size=1, max_size=2)),
-        }
-        for _entry in range(draw(st.integers(0, 2)))
-    ]
+    egress = [draw(egress_entry(managed)) for _entry in range(draw(st.integers(0, 2)))]
     graph: Graph = {
         "name_prefix": "prop",
         "dns": {"enabled": draw(st.booleans())},
