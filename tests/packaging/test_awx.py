@@ -216,24 +216,17 @@ def test_rollback_survey_offers_the_releases_the_playbook_knows(calls: dict[str,
             assert set(release["choices"]) == known
 
 
-def test_jobs_use_the_roles_of_their_own_commit() -> None:
-    """AWX runs awx/jobs/*.yml from the project checkout; the playbook-adjacent collections folder makes
-    threetier.k8s resolve to that same checkout instead of whatever version the execution environment holds."""
-    link = JOBS / "collections" / "ansible_collections" / "threetier" / "k8s"
-    assert link.is_symlink(), "awx/jobs/collections/ansible_collections/threetier/k8s must be a symlink"
-    assert link.resolve() == ROOT.resolve()
-
-
 def test_job_playbooks_import_the_guard_and_the_real_playbook() -> None:
     for action in ACTIONS:
         plays = yaml.safe_load((JOBS / f"{action}.yml").read_text(encoding="utf-8"))
         imports = [play["ansible.builtin.import_playbook"] for play in plays]
-        assert imports == ["confirm.yml", f"../../playbooks/{action}.yml"], action
+        # by FQCN: playbooks and roles both come from the collection in the execution environment
+        assert imports == ["confirm.yml", f"threetier.k8s.{action}"], action
 
 
 @pytest.mark.parametrize("action", ACTIONS)
 def test_job_playbook_syntax(action: str, isolated_ansible_env: dict) -> None:
-    """The job playbooks parse together with the playbooks and roles of the installed collection."""
+    """The job playbooks parse with the playbooks and roles of the collection installed from its tarball."""
     run(
         [
             tool("ansible-playbook"),
