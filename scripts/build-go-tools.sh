@@ -9,7 +9,15 @@ set -euo pipefail
 command -v go >/dev/null || die "go is not on PATH (the Go toolchain is needed to build helm and the local cluster)"
 
 build_helm() {
-  GO_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+  # Helm 3 takes the Kubernetes version that `helm template`/`helm lint` assume from ldflags too (its
+  # Makefile stamps the client-go minor); unstamped it assumes v1.20 and rejects kubeVersion ">=1.29".
+  local kminor=${KUBERNETES_VERSION#v1.}
+  kminor=${kminor%%.*}
+  local k8s_flags="" pkg
+  for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    k8s_flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$kminor"
+  done
+  GO_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION$k8s_flags" \
     go_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   GO_LDFLAGS="-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" \
     go_tool helm4 "$HELM4_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION" helm

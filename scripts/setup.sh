@@ -72,6 +72,9 @@ PYTHON=$(find_python)
 venv "$THREETIER_VENV" "$THREETIER_ROOT/requirements/dev.txt" "$THREETIER_ROOT/requirements/constraints.txt" "$THREETIER_ROOT/requirements.txt"
 venv "$THREETIER_CACHE/venv-nca" "$THREETIER_ROOT/requirements/nca.txt"
 ln -sfn "$THREETIER_CACHE/venv-nca/bin/nca" "$THREETIER_BIN/nca"
+# checkov pins boto3 and packaging: its own virtualenv too.
+venv "$THREETIER_CACHE/venv-checkov" "$THREETIER_ROOT/requirements/checkov.txt"
+ln -sfn "$THREETIER_CACHE/venv-checkov/bin/checkov" "$THREETIER_BIN/checkov"
 
 "$THREETIER_ROOT/scripts/build-go-tools.sh"
 
