@@ -166,6 +166,12 @@ options:
             description: DNS port, allowed over UDP and TCP.
             type: int
             default: 53
+          cidrs:
+            description:
+              - Addresses of a node-local DNS cache (for example V(169.254.20.10/32)), allowed on the DNS port in
+                addition to the DNS pods.
+            type: list
+            elements: str
       api_server:
         description: Endpoints of the Kubernetes API server; required in database mode C(operator).
         type: dict

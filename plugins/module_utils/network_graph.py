@@ -20,6 +20,17 @@ from typing import Any, Union
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 DATABASE_MODES = ("operator", "rds", "external")
+DATABASE_KEYS = (
+    "mode",
+    "namespace",
+    "cluster_name",
+    "pooler",
+    "operator_namespace",
+    "operator_pod_labels",
+    "clients",
+    "cidrs",
+    "port",
+)
 METADATA_NAME_LABEL = "kubernetes.io/metadata.name"
 
 # Names of the components the graph adds by itself; inventories may refer to them in flows.
@@ -136,6 +147,13 @@ def _sequence(value: Any, where: str) -> list[Any]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise _fail(where, f"expected a list, got {type(value).__name__} {value!r}")
     return list(value)
+
+
+def _known_keys(value: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    """A misspelt key would silently fall back to a default: refuse it."""
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise _fail(where, f"unknown keys {unknown}; expected some of {', '.join(allowed)}")
 
 
 def _bool(value: Any, where: str) -> bool:
@@ -483,6 +501,7 @@ def _remember_cidr_name(builder: _Builder, cidrs: tuple[str, ...], name: str) ->
 
 def _api_server(builder: _Builder, network: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[Port, ...]]:
     spec = _mapping(network.get("api_server"), "api_server")
+    _known_keys(spec, ("cidrs", "ports"), "api_server")
     if not spec:
         raise _fail(
             "api_server",
@@ -638,6 +657,7 @@ def _external_mode(builder: _Builder, database: Mapping[str, Any], mode: str, po
 
 def _read_database(builder: _Builder, network: Mapping[str, Any]) -> None:
     database = _mapping(network.get("database"), "database")
+    _known_keys(database, DATABASE_KEYS, "database")
     if not database or database.get("mode") in (None, "none"):
         return
     mode = database["mode"]
@@ -656,6 +676,7 @@ def _read_database(builder: _Builder, network: Mapping[str, Any]) -> None:
 def _add_dns(builder: _Builder, network: Mapping[str, Any]) -> None:
     """DNS egress for every managed component that sends anything, since it resolves names first."""
     dns = _mapping(network.get("dns"), "dns")
+    _known_keys(dns, ("enabled", "namespace", "pod_labels", "port", "cidrs"), "dns")
     if not _bool(dns.get("enabled", True), "dns.enabled"):
         return
     builder.components[DNS_COMPONENT] = Component(
@@ -666,16 +687,16 @@ def _add_dns(builder: _Builder, network: Mapping[str, Any]) -> None:
         builtin=True,
     )
     port = _port_number(dns.get("port", 53), "dns.port")
+    ports = (Port("UDP", port), Port("TCP", port))
+    # A node-local DNS cache (169.254.20.10 and the like) is reached by address, not through the DNS pods.
+    cidrs = _cidrs(dns["cidrs"], "dns.cidrs") if dns.get("cidrs") else ()
+    if cidrs:
+        _remember_cidr_name(builder, cidrs, "node-local-dns")
     senders = sorted({edge.source for edge in builder.edges if builder.components[edge.source].managed})
     for name in senders:
-        builder.add(
-            Edge(
-                name,
-                (Port("UDP", port), Port("TCP", port)),
-                "dns",
-                target=DNS_COMPONENT,
-            )
-        )
+        builder.add(Edge(name, ports, "dns", target=DNS_COMPONENT))
+        if cidrs:
+            builder.add(Edge(name, ports, "dns", cidrs=cidrs))
 
 
 def parse_graph(network: Any) -> Graph:

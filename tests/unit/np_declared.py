@@ -4,7 +4,8 @@ This is the specification side of the property and network-config-analyzer tests
 ``threetier_network`` mapping (assumed valid) and answers "is this connection declared?", built-in rules
 included, straight from docs/interfaces.md and the issue:
 
-- DNS: every managed component that sends anything may reach the DNS pods on UDP and TCP ``dns.port``;
+- DNS: every managed component that sends anything may reach the DNS pods (and ``dns.cidrs``, a node-local
+  cache) on UDP and TCP ``dns.port``;
 - operator mode: Spilo <-> Spilo on the database port and 8008, Spilo -> API server CIDRs x ports, pooler -> Spilo,
   operator -> Spilo on the database port and 8008, operator -> API server when it shares a managed namespace,
   clients -> Spilo and pooler on the database port;
@@ -170,8 +171,11 @@ class Declared:
         self.components["kube-dns"] = Comp(dns.get("namespace", "kube-system"), tuple(sorted(labels.items())), False)
         port = dns.get("port", 53)
         senders = {a.source for a in self.allows if self.components[a.source].managed}
+        caches = tuple(ipaddress.ip_network(c) for c in dns.get("cidrs") or [])
         for sender in senders:
             self._allow(sender, "kube-dns", (), [("UDP", port, port), ("TCP", port, port)])
+            if caches:
+                self._allow(sender, None, caches, [("UDP", port, port), ("TCP", port, port)])
 
     # ------------------------------------------------------------------------------------------ queries
 

@@ -276,6 +276,13 @@ CASES: dict[str, tuple[Mutation, str]] = {
         _set("flows.0.port", 80),
         "flows[0] (ingress -> frontend): unknown keys ['port']",
     ),
+    "misspelt database key": (
+        _set("database.pooller", False),
+        "database: unknown keys ['pooller']; expected some of mode, namespace, cluster_name, pooler,",
+    ),
+    "misspelt dns key": (_set("dns.namesapce", "dns"), "dns: unknown keys ['namesapce']"),
+    "misspelt api server key": (_set("api_server.port", 443), "api_server: unknown keys ['port']"),
+    "invalid node-local DNS CIDR": (_set("dns.cidrs", ["169.254.20.10/33"]), "dns.cidrs[0]: invalid CIDR"),
     "unknown top-level key": (
         _set("flow", []),
         r"threetier_network.(root): unknown keys ['flow']",

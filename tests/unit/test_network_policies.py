@@ -164,6 +164,13 @@ def test_dns_can_be_moved_or_disabled(reference_graph: Graph) -> None:
         assert all(rule["ports"][0]["port"] not in (53, 5353) for rule in policy["spec"].get("egress", []))
 
 
+def test_dns_may_include_a_node_local_cache(reference_graph: Graph) -> None:
+    reference_graph["dns"]["cidrs"] = ["169.254.20.10/32"]
+    egress = by_name(network_policies(reference_graph))["threetier-backend"]["spec"]["egress"]
+    dns_ports = [{"protocol": "TCP", "port": 53}, {"protocol": "UDP", "port": 53}]
+    assert {"to": [DNS_PEER, {"ipBlock": {"cidr": "169.254.20.10/32"}}], "ports": dns_ports} in egress
+
+
 def test_spilo_reaches_spilo_on_postgres_and_patroni(reference_graph: Graph) -> None:
     spec = by_name(network_policies(reference_graph))["threetier-spilo"]["spec"]
     assert rules_with(spec["egress"], "to", pods(SPILO)) == [tcp(5432, 8008)]

@@ -163,7 +163,7 @@ def graphs(draw: st.DrawFn) -> Graph:
     egress = [draw(egress_entry(managed)) for _entry in range(draw(st.integers(0, 2)))]
     graph: Graph = {
         "name_prefix": "prop",
-        "dns": {"enabled": draw(st.booleans())},
+        "dns": draw(st.sampled_from([{"enabled": False}, {}, {"cidrs": ["169.254.20.10/32"]}, {"port": 5353}])),
         "api_server": {
             "cidrs": ["10.96.0.1/32", "172.18.0.2/32"],
             "ports": [443, 6443],
