@@ -9,7 +9,9 @@ from collections import defaultdict
 
 from ansible_collections.threetier.k8s.plugins.module_utils.network_graph import (
     DNS_COMPONENT,
+    DNS_ORIGIN,
     Component,
+    Edge,
     Graph,
     Port,
     cidr_sort_key,
@@ -35,9 +37,9 @@ def _destination_key(destination: Destination) -> tuple[list[tuple[int, int, int
     return ([cidr_sort_key(c) for c in destination[0]], [cidr_sort_key(c) for c in destination[1]])
 
 
-def _cidr_groups(graph: Graph) -> dict[Destination, str]:
+def _cidr_groups(edges: list[Edge]) -> dict[Destination, str]:
     """Every distinct (CIDRs, excepts) destination of the edges, numbered in sorted order so the ids are stable."""
-    groups = sorted({(edge.cidrs, edge.excepts) for edge in graph.edges if edge.cidrs}, key=_destination_key)
+    groups = sorted({(edge.cidrs, edge.excepts) for edge in edges if edge.cidrs}, key=_destination_key)
     return {destination: f"net_{index}" for index, destination in enumerate(groups)}
 
 
@@ -48,11 +50,16 @@ def _component_node(component: Component) -> str:
     return f'{node}(["{_text(component.name)}"])'
 
 
-def _namespace_blocks(graph: Graph, show_dns: bool) -> list[str]:
+def _drawn_components(graph: Graph, edges: list[Edge], show_dns: bool) -> list[Component]:
+    """All components; without DNS, the DNS peer only if a declared (not built-in) flow still names it."""
+    named = {edge.source for edge in edges} | {edge.target for edge in edges if edge.target}
+    return [c for c in graph.components.values() if show_dns or c.name != DNS_COMPONENT or c.name in named]
+
+
+def _namespace_blocks(components: list[Component]) -> list[str]:
     by_namespace: dict[str, list[Component]] = defaultdict(list)
-    for component in graph.components.values():
-        if show_dns or component.name != DNS_COMPONENT:
-            by_namespace[component.namespace].append(component)
+    for component in components:
+        by_namespace[component.namespace].append(component)
     lines = []
     for namespace in sorted(by_namespace):
         lines.append(f'  subgraph {_node_id("ns", namespace)}["namespace {_text(namespace)}"]')
@@ -70,11 +77,9 @@ def _cidr_nodes(graph: Graph, groups: dict[Destination, str]) -> list[str]:
     return lines
 
 
-def _arrows(graph: Graph, groups: dict[Destination, str], show_dns: bool) -> list[str]:
+def _arrows(edges: list[Edge], groups: dict[Destination, str]) -> list[str]:
     ports: dict[tuple[str, str], set[Port]] = defaultdict(set)
-    for edge in graph.edges:
-        if edge.target == DNS_COMPONENT and not show_dns:
-            continue
+    for edge in edges:
         target = _node_id("c", edge.target) if edge.target is not None else groups[(edge.cidrs, edge.excepts)]
         ports[(_node_id("c", edge.source), target)].update(edge.ports)
     lines = []
@@ -84,26 +89,24 @@ def _arrows(graph: Graph, groups: dict[Destination, str], show_dns: bool) -> lis
     return lines
 
 
-def _styles(graph: Graph, show_dns: bool) -> list[str]:
-    drawn = [c for c in graph.components.values() if show_dns or c.name != DNS_COMPONENT]
-    peers = sorted(_node_id("c", c.name) for c in drawn if not c.managed)
-    lines = [
-        "  classDef peer stroke-dasharray: 4 3",
-        "  classDef external fill:#f6f6f6,stroke:#999",
-    ]
+def _styles(components: list[Component], groups: dict[Destination, str]) -> list[str]:
+    peers = sorted(_node_id("c", c.name) for c in components if not c.managed)
+    lines = ["  classDef peer stroke-dasharray: 4 3", "  classDef external fill:#f6f6f6,stroke:#999"]
     if peers:
         lines.append(f"  class {','.join(peers)} peer")
+    if groups:
+        lines.append(f"  class {','.join(groups.values())} external")
     return lines
 
 
 def mermaid(graph: Graph, direction: str = "LR", show_dns: bool = True) -> str:
     """Mermaid ``flowchart`` text; managed components are boxes, peers rounded and dashed, CIDRs slanted."""
-    groups = _cidr_groups(graph)
+    edges = [edge for edge in graph.edges if show_dns or edge.origin != DNS_ORIGIN]
+    components = _drawn_components(graph, edges, show_dns)
+    groups = _cidr_groups(edges)
     lines = [f"flowchart {direction}"]
-    lines += _namespace_blocks(graph, show_dns)
+    lines += _namespace_blocks(components)
     lines += _cidr_nodes(graph, groups)
-    lines += _arrows(graph, groups, show_dns)
-    lines += _styles(graph, show_dns)
-    if groups:
-        lines.append(f"  class {','.join(groups.values())} external")
+    lines += _arrows(edges, groups)
+    lines += _styles(components, groups)
     return "\n".join(lines) + "\n"

@@ -46,6 +46,7 @@ RESERVED_COMPONENTS = (
 )
 
 PATRONI_PORT = 8008
+DNS_ORIGIN = "dns"  # origin of the built-in DNS edges
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -673,12 +674,18 @@ def _read_database(builder: _Builder, network: Mapping[str, Any]) -> None:
         _external_mode(builder, database, mode, port)
 
 
-def _add_dns(builder: _Builder, network: Mapping[str, Any]) -> None:
-    """DNS egress for every managed component that sends anything, since it resolves names first."""
+@dataclass(frozen=True)
+class _Dns:
+    ports: tuple[Port, ...]
+    cidrs: tuple[str, ...]
+
+
+def _add_dns_component(builder: _Builder, network: Mapping[str, Any]) -> _Dns | None:
+    """The DNS pods as a peer, before the flows are read (so flows may name ``kube-dns``); None when disabled."""
     dns = _mapping(network.get("dns"), "dns")
     _known_keys(dns, ("enabled", "namespace", "pod_labels", "port", "cidrs"), "dns")
     if not _bool(dns.get("enabled", True), "dns.enabled"):
-        return
+        return None
     builder.components[DNS_COMPONENT] = Component(
         DNS_COMPONENT,
         _dns_label(dns.get("namespace", "kube-system"), "dns.namespace"),
@@ -687,16 +694,22 @@ def _add_dns(builder: _Builder, network: Mapping[str, Any]) -> None:
         builtin=True,
     )
     port = _port_number(dns.get("port", 53), "dns.port")
-    ports = (Port("UDP", port), Port("TCP", port))
     # A node-local DNS cache (169.254.20.10 and the like) is reached by address, not through the DNS pods.
     cidrs = _cidrs(dns["cidrs"], "dns.cidrs") if dns.get("cidrs") else ()
     if cidrs:
         _remember_cidr_name(builder, cidrs, "node-local-dns")
+    return _Dns((Port("UDP", port), Port("TCP", port)), cidrs)
+
+
+def _add_dns_edges(builder: _Builder, dns: _Dns | None) -> None:
+    """DNS egress for every managed component that sends anything, since it resolves names first."""
+    if dns is None:
+        return
     senders = sorted({edge.source for edge in builder.edges if builder.components[edge.source].managed})
     for name in senders:
-        builder.add(Edge(name, ports, "dns", target=DNS_COMPONENT))
-        if cidrs:
-            builder.add(Edge(name, ports, "dns", cidrs=cidrs))
+        builder.add(Edge(name, dns.ports, DNS_ORIGIN, target=DNS_COMPONENT))
+        if dns.cidrs:
+            builder.add(Edge(name, dns.ports, DNS_ORIGIN, cidrs=dns.cidrs))
 
 
 def parse_graph(network: Any) -> Graph:
@@ -725,10 +738,11 @@ def parse_graph(network: Any) -> Graph:
     builder = _Builder(name_prefix, enabled, _user_components(network.get("components"), name_prefix))
     if not builder.components:
         raise _fail("components", "declares no components")
+    dns = _add_dns_component(builder, network)
     _read_database(builder, network)
     _read_flows(builder, network.get("flows"))
     _read_egress(builder, network.get("egress"))
-    _add_dns(builder, network)
+    _add_dns_edges(builder, dns)
     _check_disjoint(builder.components)
     _check_unmanaged_namespaces(builder.components)
     return builder.graph()

@@ -500,6 +500,17 @@ def test_mermaid_options_and_determinism(reference_graph: Graph) -> None:
         network_graph_mermaid(reference_graph, show_dns="no")
 
 
+def test_mermaid_without_dns_hides_the_built_in_dns_flows_only(reference_graph: Graph) -> None:
+    reference_graph["dns"]["cidrs"] = ["169.254.20.10/32"]
+    text = network_graph_mermaid(reference_graph, show_dns=False)
+    assert "169.254.20.10" not in text and "kube_dns" not in text
+    reference_graph["flows"].append({"from": "backend", "to": "kube-dns", "ports": [{"port": 9153}]})
+    text = network_graph_mermaid(reference_graph, show_dns=False)
+    assert '  c_backend -->|"TCP/9153"| c_kube_dns' in text
+    assert '    c_kube_dns(["kube-dns"])' in text
+    assert 'c_pooler -->|"TCP/53, UDP/53"|' not in text
+
+
 def test_mermaid_labels_external_cidrs_with_their_name() -> None:
     graph = small_graph(
         egress=[

@@ -144,35 +144,34 @@ def egress_entry(draw: st.DrawFn, managed: list[str]) -> dict[str, Any]:
 
 @st.composite
 def graphs(draw: st.DrawFn) -> Graph:
+    """Random graphs; flows may also name the built-in components (DNS, Spilo, pooler) when they exist."""
     comps = draw(components())
-    names = sorted(comps)
-    managed = [n for n in names if comps[n]["managed"]]
+    managed = sorted(n for n in comps if comps[n]["managed"])
+    dns = draw(st.sampled_from([{"enabled": False}, {}, {"cidrs": ["169.254.20.10/32"]}, {"port": 5353}]))
+    db = draw(database(managed))
+    is_managed = {name: spec["managed"] for name, spec in comps.items()}
+    if dns.get("enabled", True):
+        is_managed["kube-dns"] = False
+    if db is not None and db["mode"] == "operator":
+        is_managed["spilo"] = True
+        if db["pooler"]:
+            is_managed["pooler"] = True
+    names = sorted(is_managed)
     flows = []
     for _flow in range(draw(st.integers(1, 8))):
         source, target = draw(st.sampled_from(names)), draw(st.sampled_from(names))
-        if comps[source]["managed"] or comps[target]["managed"]:
-            flows.append(
-                {
-                    "from": source,
-                    "to": target,
-                    "ports": draw(st.lists(any_port(), min_size=1, max_size=3)),
-                }
-            )
+        if is_managed[source] or is_managed[target]:
+            flows.append({"from": source, "to": target, "ports": draw(st.lists(any_port(), min_size=1, max_size=3))})
     if not flows:
         flows.append({"from": managed[0], "to": managed[0], "ports": [draw(any_port())]})
-    egress = [draw(egress_entry(managed)) for _entry in range(draw(st.integers(0, 2)))]
     graph: Graph = {
         "name_prefix": "prop",
-        "dns": draw(st.sampled_from([{"enabled": False}, {}, {"cidrs": ["169.254.20.10/32"]}, {"port": 5353}])),
-        "api_server": {
-            "cidrs": ["10.96.0.1/32", "172.18.0.2/32"],
-            "ports": [443, 6443],
-        },
+        "dns": dns,
+        "api_server": {"cidrs": ["10.96.0.1/32", "172.18.0.2/32"], "ports": [443, 6443]},
         "components": comps,
         "flows": flows,
-        "egress": egress,
+        "egress": [draw(egress_entry(managed)) for _entry in range(draw(st.integers(0, 2)))],
     }
-    db = draw(database(managed))
     if db is not None:
         graph["database"] = db
     return graph
