@@ -251,6 +251,8 @@ def kwokctl_env(paths: Paths) -> dict[str, str]:
             "kubectl is not on PATH: run `make setup` (it comes from the project's virtualenv)"
         )
     env["KWOK_KUBECTL_BINARY"] = kubectl_path
+    # Only used for defaults (the versions of the components are read from the binaries themselves).
+    env["KWOK_KUBE_VERSION"] = os.environ.get("KUBERNETES_VERSION", "v1.37.2")
     return env
 
 
@@ -417,7 +419,6 @@ def create(paths: Paths, timeout: int) -> None:
         "cluster",
         "--runtime=binary",
         f"--kubeconfig={paths.kubeconfig}",
-        f"--kube-version={os.environ.get('KUBERNETES_VERSION', 'v1.37.2')}",
         f"--etcd-binary={paths.binary('etcd').resolve()}",
         f"--kube-apiserver-binary={paths.binary('kube-apiserver').resolve()}",
         f"--kube-controller-manager-binary={paths.binary('kube-controller-manager').resolve()}",
