@@ -166,8 +166,13 @@ def test_helm_and_helm_diff_built_at_pinned_versions(build_context: Path, contai
     build = stage(containerfile, "helm-build")
     assert f"ARG HELM_VERSION={versions['HELM_VERSION']}" in build
     assert f"ARG HELM_DIFF_VERSION={versions['HELM_DIFF_VERSION']}" in build
+    minor = versions["KUBERNETES_VERSION"].removeprefix("v1.").split(".")[0]
+    assert f"ARG KUBERNETES_MINOR={minor}" in build, "helm must assume the pinned Kubernetes minor"
+    for package in ("chartutil", "lint/rules"):
+        for field, value in (("Major", "1"), ("Minor", "${KUBERNETES_MINOR}")):
+            assert f"-X helm.sh/helm/v3/pkg/{package}.k8sVersion{field}={value}" in build
     assert re.search(
-        r'go install -ldflags "-X helm\.sh/helm/v3/internal/version\.version=\$\{HELM_VERSION\}" '
+        r'go install -ldflags "-X helm\.sh/helm/v3/internal/version\.version=\$\{HELM_VERSION\} \$k" '
         r'"helm\.sh/helm/v3/cmd/helm@\$\{HELM_VERSION\}"',
         build,
     ), "helm must be built at HELM_VERSION with its version stamped (as scripts/build-go-tools.sh does)"
