@@ -104,12 +104,13 @@ def test_collection_tarball_is_in_context_and_installed_by_galaxy_stage(
 
 
 def collections_used() -> set[str]:
-    """Collections (other than ansible.builtin and this one) whose plugins the collection's content calls."""
+    """Collections (other than ansible.builtin) whose plugins the content, the AWX jobs or ansible.cfg use."""
     found = set()
     pattern = re.compile(r"\b([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\.[a-z][a-z0-9_]*")
-    for folder in ("roles", "playbooks", "plugins", "awx/jobs"):
-        for path in (ROOT / folder).rglob("*"):
-            if path.suffix not in {".yml", ".yaml", ".py", ".j2"} or not path.is_file():
+    for folder in ("roles", "playbooks", "plugins", "awx/jobs", "ansible.cfg"):
+        start = ROOT / folder
+        for path in [start] if start.is_file() else start.rglob("*"):
+            if path.suffix not in {".yml", ".yaml", ".py", ".j2", ".cfg"} or not path.is_file():
                 continue
             for namespace, name in pattern.findall(path.read_text(encoding="utf-8")):
                 if (BUNDLED / namespace / name / "MANIFEST.json").is_file():
