@@ -73,7 +73,8 @@ def ansible_environment(workdir: Path) -> dict[str, str]:
 
 def render(inventory: Path, env: dict[str, str]) -> Rendering:
     """Run the filters for one inventory."""
-    ansible = shutil.which("ansible", path=env.get("PATH"))
+    beside = Path(sys.executable).parent / "ansible"
+    ansible = str(beside) if beside.is_file() else shutil.which("ansible", path=env.get("PATH"))
     if ansible is None:
         sys.exit("gen_docs.py: `ansible` is not on PATH; run `. scripts/env.sh` first")
     proc = subprocess.run(
