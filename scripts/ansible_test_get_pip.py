@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 # get-pip.py's own switches: "do not also install setuptools/wheel", which plain `pip install` never does.
 GET_PIP_ONLY = {"--no-setuptools", "--no-wheel"}
 
