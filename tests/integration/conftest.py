@@ -44,23 +44,17 @@ class ClusterScript:
 
     def status(self) -> dict[str, Any]:
         proc = script(CLUSTER_SH, "status", "--json", env=self.env, timeout=120)
-        assert proc.returncode in (0, 1, 2), (
-            f"cluster.sh status failed:\n{proc.stdout}{proc.stderr}"
-        )
+        assert proc.returncode in (0, 1, 2), f"cluster.sh status failed:\n{proc.stdout}{proc.stderr}"
         return json.loads(proc.stdout)
 
     def up(self) -> dict[str, Any]:
         proc = script(CLUSTER_SH, "up", "--json", env=self.env)
-        assert proc.returncode == 0, (
-            f"cluster.sh up failed:\n{proc.stdout}{proc.stderr}"
-        )
+        assert proc.returncode == 0, f"cluster.sh up failed:\n{proc.stdout}{proc.stderr}"
         return json.loads(proc.stdout)
 
     def down(self) -> None:
         proc = script(CLUSTER_SH, "down", env=self.env, timeout=300)
-        assert proc.returncode == 0, (
-            f"cluster.sh down failed:\n{proc.stdout}{proc.stderr}"
-        )
+        assert proc.returncode == 0, f"cluster.sh down failed:\n{proc.stdout}{proc.stderr}"
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +75,7 @@ def helm_mirror() -> Iterator[str]:
     """URL of ../shared/helm-mirror served as a Helm repository on 127.0.0.1 (scripts/helm-mirror.sh)."""
     started = script(HELM_MIRROR_SH, "status", timeout=30).returncode != 0
     proc = script(HELM_MIRROR_SH, "start", timeout=60)
-    assert proc.returncode == 0, (
-        f"helm-mirror.sh start failed:\n{proc.stdout}{proc.stderr}"
-    )
+    assert proc.returncode == 0, f"helm-mirror.sh start failed:\n{proc.stdout}{proc.stderr}"
     try:
         yield proc.stdout.strip().splitlines()[-1]
     finally:
@@ -113,9 +105,7 @@ class Kubectl:
             check=False,
         )
         if check:
-            assert proc.returncode == 0, (
-                f"kubectl {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}"
-            )
+            assert proc.returncode == 0, f"kubectl {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}"
         return proc
 
     def json(self, *args: str) -> Any:
@@ -128,9 +118,7 @@ class Kubectl:
             *ns,
             "-f",
             "-",
-            stdin=json.dumps(
-                {"apiVersion": "v1", "kind": "List", "items": list(manifests)}
-            ),
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)}),
         )
 
 
@@ -155,9 +143,7 @@ def kubectl_for() -> type[Kubectl]:
 @pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test, deleted (without waiting) afterwards."""
-    name = f"it-{request.node.name[:40].lower().replace('_', '-')}-{uuid.uuid4().hex[:5]}".replace(
-        "--", "-"
-    )
+    name = f"it-{request.node.name[:40].lower().replace('_', '-')}-{uuid.uuid4().hex[:5]}".replace("--", "-")
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
