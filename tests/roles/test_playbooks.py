@@ -16,7 +16,7 @@ from ansible_run import INVENTORIES, PLAYBOOKS, ROOT, Result
 # that set them would be silently overridden, so the inventories must not.
 COMPUTED_KEYS = {
     "backend": {"image", "replicaCount", "autoscaling", "database", "migrations", "seed", "serviceMonitor"},
-    "frontend": {"image", "replicaCount", "autoscaling"},
+    "frontend": {"image", "replicaCount", "autoscaling", "serviceMonitor"},
 }
 COMPUTED_INGRESS_KEYS = {"enabled", "className", "hosts", "tls"}
 UNREACHABLE = "The Kubernetes API server is not reachable"
