@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,9 @@ BINARIES = {
 }
 CONFIG_FILES = ("kwokctl.yaml", "stages.yaml", "resource-usage.yaml")
 METRICS_API = "v1beta1.metrics.k8s.io"
+# A component can lose a startup race on a loaded machine (metrics-server exits when the API server is not
+# serving yet); a second attempt from scratch is cheap (the cluster starts in seconds).
+ATTEMPTS = 2
 
 
 class ClusterError(RuntimeError):
@@ -74,9 +77,7 @@ class Paths:
 
     @classmethod
     def from_env(cls) -> Paths:
-        cache = Path(
-            os.environ.get("THREETIER_CACHE", Path.home() / ".cache" / "threetier-k8s")
-        )
+        cache = Path(os.environ.get("THREETIER_CACHE", Path.home() / ".cache" / "threetier-k8s"))
         state = Path(os.environ.get("THREETIER_CLUSTER_DIR", cache / "cluster"))
         name = os.environ.get("THREETIER_CLUSTER_NAME", "threetier")
         return cls(
@@ -219,9 +220,7 @@ def run(
         check=False,
     )
     if check and proc.returncode != 0:
-        raise ClusterError(
-            f"{' '.join(cmd[:4])} ... exited {proc.returncode}:\n{proc.stdout}{proc.stderr}".rstrip()
-        )
+        raise ClusterError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}:\n{proc.stdout}{proc.stderr}".rstrip())
     return proc
 
 
@@ -247,9 +246,7 @@ def kwokctl_env(paths: Paths) -> dict[str, str]:
     # kwokctl runs `kubectl kustomize` on the metrics-server manifest; without this it would download kubectl.
     kubectl_path = shutil.which("kubectl")
     if not kubectl_path:
-        raise ClusterError(
-            "kubectl is not on PATH: run `make setup` (it comes from the project's virtualenv)"
-        )
+        raise ClusterError("kubectl is not on PATH: run `make setup` (it comes from the project's virtualenv)")
     env["KWOK_KUBECTL_BINARY"] = kubectl_path
     # Only used for defaults (the versions of the components are read from the binaries themselves).
     env["KWOK_KUBE_VERSION"] = os.environ.get("KUBERNETES_VERSION", "v1.37.2")
@@ -260,18 +257,9 @@ def ensure_binaries(paths: Paths) -> None:
     missing = [name for name in BINARIES if not os.access(paths.binary(name), os.X_OK)]
     if not missing:
         return
-    log(
-        f"building missing cluster binaries ({', '.join(missing)}) with scripts/build-cluster-tools.sh"
-    )
-    if (
-        subprocess.run(
-            [str(ROOT / "scripts" / "build-cluster-tools.sh")], check=False
-        ).returncode
-        != 0
-    ):
-        raise ClusterError(
-            "scripts/build-cluster-tools.sh failed (its output is above)"
-        )
+    log(f"building missing cluster binaries ({', '.join(missing)}) with scripts/build-cluster-tools.sh")
+    if subprocess.run([str(ROOT / "scripts" / "build-cluster-tools.sh")], check=False).returncode != 0:
+        raise ClusterError("scripts/build-cluster-tools.sh failed (its output is above)")
 
 
 def fingerprint(paths: Paths) -> str:
@@ -280,9 +268,7 @@ def fingerprint(paths: Paths) -> str:
     digest = hashlib.sha256()
     for path in sorted(CONFIG_DIR.rglob("*")):
         if path.is_file():
-            digest.update(
-                str(path.relative_to(CONFIG_DIR)).encode() + b"\0" + path.read_bytes()
-            )
+            digest.update(str(path.relative_to(CONFIG_DIR)).encode() + b"\0" + path.read_bytes())
     for name in sorted(BINARIES):
         digest.update(f"{name}={paths.binary(name).resolve()}".encode())
     return digest.hexdigest()[:16]
@@ -314,19 +300,13 @@ def node_problems(paths: Paths) -> list[str]:
     ready = {
         item["metadata"]["name"]
         for item in json.loads(proc.stdout)["items"]
-        if any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in item["status"].get("conditions", [])
-        )
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in item["status"].get("conditions", []))
     }
     return [f"node {name} is not Ready" for name in node_names() if name not in ready]
 
 
 def node_names() -> list[str]:
-    return [
-        item["metadata"]["name"]
-        for item in yaml.safe_load(render("nodes.yaml"))["items"]
-    ]
+    return [item["metadata"]["name"] for item in yaml.safe_load(render("nodes.yaml"))["items"]]
 
 
 def inspect(paths: Paths, *, deep: bool = True) -> Status:
@@ -334,23 +314,17 @@ def inspect(paths: Paths, *, deep: bool = True) -> Status:
     if not paths.workdir.exists() and not paths.kubeconfig.exists():
         return status
     status.processes = processes(paths)
-    status.reasons += [
-        f"{p.component} is not running" for p in status.processes if not p.ours
-    ]
+    status.reasons += [f"{p.component} is not running" for p in status.processes if not p.ours]
     if not paths.kubeconfig.exists():
         status.reasons.append(f"{paths.kubeconfig} is missing")
     stamp = json.loads(paths.stamp.read_text()) if paths.stamp.exists() else {}
     if stamp.get("fingerprint") != fingerprint(paths):
-        status.reasons.append(
-            "created from other binaries or cluster/ files than the checkout's (or never finished)"
-        )
+        status.reasons.append("created from other binaries or cluster/ files than the checkout's (or never finished)")
     if not status.reasons and deep:
         status.server = api_server(paths)
         ready = kubectl(paths, "get", "--raw", "/readyz", check=False)
         if ready.returncode != 0:
-            status.reasons.append(
-                f"kube-apiserver at {status.server} is not ready: {ready.stderr.strip()}"
-            )
+            status.reasons.append(f"kube-apiserver at {status.server} is not ready: {ready.stderr.strip()}")
         else:
             status.reasons += node_problems(paths)
     status.state = "stale" if status.reasons else "running"
@@ -392,9 +366,7 @@ def delete(paths: Paths) -> None:
                 timeout=120,
             )
             if proc.returncode != 0:
-                log(
-                    f"kwokctl delete cluster failed, stopping the processes directly:\n{proc.stderr.strip()}"
-                )
+                log(f"kwokctl delete cluster failed, stopping the processes directly:\n{proc.stderr.strip()}")
         stop_leftovers(paths)
         shutil.rmtree(paths.workdir, ignore_errors=True)
     for leftover in (
@@ -439,41 +411,46 @@ def render(name: str) -> str:
     return text
 
 
+def check_components(paths: Paths) -> None:
+    """Fail fast, with the end of its log, when a component has exited (a bad flag, a port conflict)."""
+    for proc in processes(paths):
+        if not proc.ours:
+            log_file = paths.workdir / "logs" / f"{proc.component}.log"
+            tail = log_file.read_text(errors="replace").splitlines()[-15:] if log_file.exists() else []
+            raise ClusterError(f"{proc.component} exited; the end of {log_file}:\n" + "\n".join(tail))
+
+
+def wait_until(paths: Paths, what: str, probe: Callable[[], bool], timeout: int) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        check_components(paths)
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def metrics_api_available(paths: Paths) -> bool:
+    proc = kubectl(paths, "get", "apiservice", METRICS_API, "-o", "json", check=False)
+    if proc.returncode != 0:
+        return False
+    conditions = json.loads(proc.stdout).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
+
+
 def provision(paths: Paths, timeout: int) -> None:
-    """Add what kwokctl does not create: nodes, the default StorageClass, the IngressClass."""
+    """Add what kwokctl does not create (nodes, the default StorageClass, the IngressClass) and wait until
+    the cluster can take workloads: nodes Ready, the `default` ServiceAccount that the ServiceAccount
+    admission plugin requires for every pod, and the metrics API."""
     for name in ("addons.yaml", "nodes.yaml"):
         kubectl(paths, "apply", "-f", "-", stdin=render(name))
-    wait = f"--timeout={timeout}s"
-    kubectl(
+    wait_until(paths, "the nodes to be Ready", lambda: not node_problems(paths), timeout)
+    wait_until(
         paths,
-        "wait",
-        "--for=condition=Ready",
-        "node",
-        "--all",
-        wait,
-        timeout=timeout + 30,
+        "the default ServiceAccount",
+        lambda: kubectl(paths, "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
+        timeout,
     )
-    # The ServiceAccount admission plugin refuses pods until the controller has made `default`.
-    deadline = time.monotonic() + timeout
-    while (
-        kubectl(
-            paths, "get", "serviceaccount", "default", "-n", "default", check=False
-        ).returncode
-        != 0
-    ):
-        if time.monotonic() > deadline:
-            raise ClusterError(
-                "the default ServiceAccount never appeared (is kube-controller-manager running?)"
-            )
-        time.sleep(0.5)
-    kubectl(
-        paths,
-        "wait",
-        "--for=condition=Available",
-        f"apiservice/{METRICS_API}",
-        wait,
-        timeout=timeout + 30,
-    )
+    wait_until(paths, f"APIService {METRICS_API} to be Available", lambda: metrics_api_available(paths), timeout)
 
 
 def up(paths: Paths, timeout: int) -> Status:
@@ -486,29 +463,39 @@ def up(paths: Paths, timeout: int) -> Status:
             log(f"replacing stale cluster {paths.name}: {'; '.join(status.reasons)}")
             delete(paths)
         start = time.monotonic()
-        log(f"creating cluster {paths.name} in {paths.workdir}")
-        try:
-            create(paths, timeout)
-            provision(paths, timeout)
-        except BaseException:
-            log(
-                "cluster creation failed; logs are kept in "
-                + str(paths.workdir / "logs")
-            )
-            raise
-        paths.stamp.write_text(
-            json.dumps({"fingerprint": fingerprint(paths), "created": time.time()})
-            + "\n"
-        )
-        status = inspect(paths)
-        if status.state != "running":
-            raise ClusterError(
-                f"cluster {paths.name} came up unhealthy: {'; '.join(status.reasons)}"
-            )
-        log(
-            f"cluster {paths.name} is up in {time.monotonic() - start:.1f} s ({status.server})"
-        )
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                status = create_once(paths, timeout)
+                break
+            except ClusterError as err:
+                if attempt == ATTEMPTS:
+                    raise
+                kept = keep_logs(paths)
+                log(f"attempt {attempt} failed ({str(err).splitlines()[0]}); logs in {kept}; retrying")
+                delete(paths)
+        log(f"cluster {paths.name} is up in {time.monotonic() - start:.1f} s ({status.server})")
         return status
+
+
+def create_once(paths: Paths, timeout: int) -> Status:
+    log(f"creating cluster {paths.name} in {paths.workdir}")
+    create(paths, timeout)
+    check_components(paths)
+    provision(paths, timeout)
+    paths.stamp.write_text(json.dumps({"fingerprint": fingerprint(paths), "created": time.time()}) + "\n")
+    status = inspect(paths)
+    if status.state != "running":
+        raise ClusterError(f"cluster {paths.name} came up unhealthy: {'; '.join(status.reasons)}")
+    return status
+
+
+def keep_logs(paths: Paths) -> Path:
+    """Copy the component logs of a failed attempt out of the workdir, which the retry deletes."""
+    kept = paths.state / "failed-attempt-logs"
+    shutil.rmtree(kept, ignore_errors=True)
+    if (paths.workdir / "logs").exists():
+        shutil.copytree(paths.workdir / "logs", kept)
+    return kept
 
 
 def down(paths: Paths) -> None:
@@ -527,24 +514,16 @@ def print_status(status: Status, as_json: bool) -> None:
     if status.server:
         print(f"server:     {status.server}")
     for proc in status.processes:
-        print(
-            f"  {proc.component:<24} pid {proc.pid or '-':<8} {'running' if proc.ours else 'not running'}"
-        )
+        print(f"  {proc.component:<24} pid {proc.pid or '-':<8} {'running' if proc.ours else 'not running'}")
     for reason in status.reasons:
         print(f"  ! {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="cluster.sh", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="cluster.sh", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument(
-        "--json", action="store_true", help="status: machine-readable output"
-    )
-    parser.add_argument(
-        "--timeout", type=int, default=180, help="up: seconds to wait for each phase"
-    )
+    parser.add_argument("--json", action="store_true", help="status: machine-readable output")
+    parser.add_argument("--timeout", type=int, default=180, help="up: seconds to wait for each phase")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     try:

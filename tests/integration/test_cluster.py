@@ -511,13 +511,10 @@ def test_metrics_api_serves_usage_and_drives_an_hpa(kubectl: Kubectl, namespace:
         return next((m["resource"]["current"].get("averageUtilization") for m in metrics), None)
 
     assert wait_for("the HPA to read CPU utilisation", utilization, 120) == 50
-    # 150 m of 100 m requested = 150 % > 70 %: the HPA must scale up to its maximum.
-    kubectl(
-        "patch", "deployment", "busy", "-n", namespace, "--type=merge",
-        "-p", json.dumps({"spec": {"template": {"metadata": {"annotations": {"threetier.k8s/usage-cpu": "150m"}}}}}),
-    )  # fmt: skip
+    # Load rises: 150 m of the 100 m requested = 150 % > 70 %, so the HPA must scale up to its maximum.
+    kubectl("annotate", "pods", "-n", namespace, "-l", "app=busy", "threetier.k8s/usage-cpu=150m")
 
-    def scaled() -> int:
+    def scaled() -> bool:
         return kubectl.json("get", "deployment", "busy", "-n", namespace)["spec"]["replicas"] == 4
 
     wait_for("the HPA to scale the deployment to 4", scaled, 180, interval=3)
