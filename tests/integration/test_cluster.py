@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -429,6 +430,99 @@ def test_ingress_class_nginx_accepts_ingresses(kubectl: Kubectl, namespace: str)
     }
     kubectl.apply(ingress, namespace=namespace)
     assert kubectl.json("get", "ingress", "web", "-n", namespace)["spec"]["ingressClassName"] == "nginx"
+
+
+HOOKED_CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: hooked\nversion: 0.1.0\n",
+    "templates/deployment.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers:
+        - name: web
+          image: registry.example/web:1
+""",
+    "templates/migrate.yaml": """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-migrate
+  annotations:
+    helm.sh/hook: post-install,post-upgrade
+    helm.sh/hook-delete-policy: before-hook-creation
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      annotations: {{ .Values.jobAnnotations | toJson }}
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: registry.example/migrate:1
+""",
+    "values.yaml": "jobAnnotations: {}\n",
+}
+
+
+def helm(kubeconfig: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["helm", f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    if check:
+        assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}"
+    return proc
+
+
+def test_helm_wait_and_hook_jobs_complete_and_a_failing_hook_rolls_back(
+    cluster: Path, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    for name, text in HOOKED_CHART.items():
+        (tmp_path / "hooked" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "hooked" / name).write_text(text)
+    chart = str(tmp_path / "hooked")
+    common = ["upgrade", "--install", "app", chart, "-n", namespace, "--wait", "--wait-for-jobs", "--timeout=120s"]
+    helm(cluster, *common)
+    assert kubectl.json("get", "job", "app-migrate", "-n", namespace)["status"]["succeeded"] == 1
+    assert kubectl.json("get", "deployment", "app", "-n", namespace)["status"]["readyReplicas"] == 2
+
+    # A hook Job that fails: the upgrade fails and --atomic brings revision 1 back as revision 3.
+    failed = helm(
+        cluster, *common, "--atomic", "--set", "jobAnnotations.threetier\\.k8s/kwok-fail=true", check=False
+    )
+    assert failed.returncode != 0
+    history = json.loads(helm(cluster, "history", "app", "-n", namespace, "-o", "json").stdout)
+    assert [(entry["revision"], entry["status"]) for entry in history] == [
+        (1, "superseded"),
+        (2, "failed"),
+        (3, "deployed"),
+    ]
+
+
+def test_helm_mirror_serves_the_upstream_charts(helm_mirror: str, versions: dict[str, str]) -> None:
+    for chart, key in (
+        ("postgres-operator", "POSTGRES_OPERATOR_CHART_VERSION"),
+        ("kube-prometheus-stack", "KUBE_PROMETHEUS_STACK_CHART_VERSION"),
+    ):
+        proc = subprocess.run(
+            ["helm", "show", "chart", chart, "--repo", helm_mirror, "--version", versions[key]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert f"version: {versions[key]}" in proc.stdout
+    assert urlparse(helm_mirror).hostname == "127.0.0.1"
 
 
 def pod_cpu_millicores(kubectl: Kubectl, namespace: str) -> dict[str, int]:
