@@ -496,9 +496,7 @@ def test_helm_wait_and_hook_jobs_complete_and_a_failing_hook_rolls_back(
     assert kubectl.json("get", "deployment", "app", "-n", namespace)["status"]["readyReplicas"] == 2
 
     # A hook Job that fails: the upgrade fails and --atomic brings revision 1 back as revision 3.
-    failed = helm(
-        cluster, *common, "--atomic", "--set", "jobAnnotations.threetier\\.k8s/kwok-fail=true", check=False
-    )
+    failed = helm(cluster, *common, "--atomic", "--set", "jobAnnotations.threetier\\.k8s/kwok-fail=true", check=False)
     assert failed.returncode != 0
     history = json.loads(helm(cluster, "history", "app", "-n", namespace, "-o", "json").stdout)
     assert [(entry["revision"], entry["status"]) for entry in history] == [
