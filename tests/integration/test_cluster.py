@@ -470,6 +470,19 @@ spec:
         - name: migrate
           image: registry.example/migrate:1
 """,
+    "templates/test.yaml": """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ .Release.Name }}-test
+  annotations:
+    helm.sh/hook: test
+spec:
+  restartPolicy: Never
+  containers:
+    - name: probe
+      image: registry.example/curl:1
+""",
     "values.yaml": "jobAnnotations: {}\n",
 }
 
@@ -483,7 +496,7 @@ def helm(kubeconfig: Path, *args: str, check: bool = True) -> subprocess.Complet
     return proc
 
 
-def test_helm_wait_and_hook_jobs_complete_and_a_failing_hook_rolls_back(
+def test_helm_wait_hooks_and_tests_complete_and_a_failing_hook_rolls_back(
     cluster: Path, kubectl: Kubectl, namespace: str, tmp_path: Path
 ) -> None:
     for name, text in HOOKED_CHART.items():
@@ -494,6 +507,8 @@ def test_helm_wait_and_hook_jobs_complete_and_a_failing_hook_rolls_back(
     helm(cluster, *common)
     assert kubectl.json("get", "job", "app-migrate", "-n", namespace)["status"]["succeeded"] == 1
     assert kubectl.json("get", "deployment", "app", "-n", namespace)["status"]["readyReplicas"] == 2
+    # A test hook pod runs to completion like any restartPolicy: Never pod.
+    assert "Phase:          Succeeded" in helm(cluster, "test", "app", "-n", namespace, "--timeout=60s").stdout
 
     # A hook Job that fails: the upgrade fails and --atomic brings revision 1 back as revision 3.
     failed = helm(cluster, *common, "--atomic", "--set", "jobAnnotations.threetier\\.k8s/kwok-fail=true", check=False)
