@@ -136,6 +136,8 @@ class Account:
     subnets: list[dict[str, str]]
     # A second subnet in the first zone: only used to build a one-zone subnet list.
     extra_subnet_same_zone: dict[str, str]
+    # A customer-managed KMS key for the storage and the master user secret of the prod-like instance.
+    kms_key_arn: str
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +154,8 @@ def account(aws: Aws) -> Account:
     for zone, cidr in [*SUBNETS, ("eu-central-1a", "10.20.64.0/20")]:
         subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]
         subnets.append({"id": subnet["SubnetId"], "availability_zone": zone, "cidr": cidr})
-    return Account(vpc_id=vpc_id, subnets=subnets[:2], extra_subnet_same_zone=subnets[2])
+    kms_key_arn = aws.client("kms").create_key(Description="threetier prod database")["KeyMetadata"]["Arn"]
+    return Account(vpc_id=vpc_id, subnets=subnets[:2], extra_subnet_same_zone=subnets[2], kms_key_arn=kms_key_arn)
 
 
 @dataclass
@@ -303,9 +306,15 @@ def vault(runner: Runner) -> Vault:
     return Vault(["-e", f"@{vaulted}", "--vault-password-file", str(key)])
 
 
-def prod_host(namespaces: dict[str, str], **overrides: Any) -> dict[str, Any]:
-    """The prod-like instance: the inventory as it is (Multi-AZ, password managed by RDS, deletion protection)."""
-    return {"threetier_app_namespace": namespaces["prod"], **overrides}
+def prod_host(namespaces: dict[str, str], account: Account, **overrides: Any) -> dict[str, Any]:
+    """The prod-like instance: the inventory as it is (Multi-AZ, password managed by RDS, deletion protection),
+    with a customer-managed KMS key for the storage and the master user secret."""
+    return {
+        "threetier_app_namespace": namespaces["prod"],
+        "database_rds_kms_key_id": account.kms_key_arn,
+        "database_rds_master_user_secret_kms_key_id": account.kms_key_arn,
+        **overrides,
+    }
 
 
 def vault_host(namespaces: dict[str, str], **overrides: Any) -> dict[str, Any]:
@@ -335,11 +344,11 @@ class Converged:
 
 
 @pytest.fixture(scope="module")
-def converged(runner: Runner, namespaces: dict[str, str], vault: Vault) -> Converged:
+def converged(runner: Runner, namespaces: dict[str, str], vault: Vault, account: Account) -> Converged:
     """Both instances applied twice."""
     connection_file = runner.workdir / "connection.json"
     hosts = {
-        "rds-prod": prod_host(namespaces, rds_it_connection_file=str(connection_file)),
+        "rds-prod": prod_host(namespaces, account, rds_it_connection_file=str(connection_file)),
         "rds-vault": vault_host(namespaces),
     }
     first = runner("site.yml", hosts, args=vault.args)
@@ -358,7 +367,7 @@ def test_first_run_changes_and_second_run_changes_nothing(converged: Converged) 
 
 
 def test_check_mode_changes_nothing(
-    runner: Runner, converged: Converged, aws: Aws, namespaces: dict[str, str], vault: Vault
+    runner: Runner, converged: Converged, aws: Aws, namespaces: dict[str, str], vault: Vault, account: Account
 ) -> None:
     """Check mode: converged = no change; a new instance = changes reported, nothing created.
 
@@ -370,13 +379,13 @@ def test_check_mode_changes_nothing(
     run = runner(
         "site.yml",
         {
-            "rds-prod": prod_host(namespaces),
+            "rds-prod": prod_host(namespaces, account),
             "rds-vault-insights": vault_host(
                 namespaces,
                 database_rds_performance_insights=True,
                 database_rds_performance_insights_retention_period=31,
             ),
-            "rds-dry": prod_host(namespaces, database_rds_identifier="threetier-it-dry"),
+            "rds-dry": prod_host(namespaces, account, database_rds_identifier="threetier-it-dry"),
         },
         check=True,
         args=vault.args,
@@ -391,7 +400,7 @@ def test_check_mode_changes_nothing(
     assert aws.inventory() == inventory_before
 
 
-def test_instance_is_configured_as_the_inventory_says(converged: Converged, aws: Aws) -> None:
+def test_instance_is_configured_as_the_inventory_says(converged: Converged, aws: Aws, account: Account) -> None:
     instance = aws.instances()[IDENTIFIER]
     expected = {
         "Engine": "postgres",
@@ -419,6 +428,8 @@ def test_instance_is_configured_as_the_inventory_says(converged: Converged, aws:
     assert instance["Endpoint"]["Port"] == 5432
     assert instance["DBSubnetGroup"]["DBSubnetGroupName"] == IDENTIFIER
     assert instance["MasterUserSecret"]["SecretArn"], "the master password is not managed in Secrets Manager"
+    assert instance["KmsKeyId"] == account.kms_key_arn
+    assert instance["MasterUserSecret"]["KmsKeyId"] == account.kms_key_arn
     tags = {t["Key"]: t["Value"] for t in instance["TagList"]}
     assert tags == {
         "ManagedBy": "threetier.k8s",
@@ -642,7 +653,13 @@ def test_bad_input_fails_before_any_aws_call(case: str, bad_input_run: BadInputR
 # teardown (last: it removes what the converge made)
 # ----------------------------------------------------------------------------------------------------------
 def test_teardown_keeps_the_instance_unless_told(
-    runner: Runner, converged: Converged, aws: Aws, kubectl: Kubectl, namespaces: dict[str, str], vault: Vault
+    runner: Runner,
+    converged: Converged,
+    aws: Aws,
+    kubectl: Kubectl,
+    namespaces: dict[str, str],
+    vault: Vault,
+    account: Account,
 ) -> None:
     rds = aws.client("rds")
     manual_snapshots_before = rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
@@ -650,7 +667,7 @@ def test_teardown_keeps_the_instance_unless_told(
     first = runner(
         "teardown.yml",
         {
-            "rds-prod": prod_host(namespaces),
+            "rds-prod": prod_host(namespaces, account),
             "rds-vault": vault_host(
                 namespaces, database_delete_data=True, database_rds_teardown_skip_final_snapshot=True
             ),
@@ -665,7 +682,7 @@ def test_teardown_keeps_the_instance_unless_told(
         assert kubectl("get", "service", "postgres", "-n", namespace, check=False).returncode != 0
         assert kubectl("get", "secret", "postgres-credentials", "-n", namespace, check=False).returncode != 0
 
-    protected = runner("teardown.yml", {"rds-prod": prod_host(namespaces, database_delete_data=True)})
+    protected = runner("teardown.yml", {"rds-prod": prod_host(namespaces, account, database_delete_data=True)})
     assert protected.returncode != 0, protected.describe()
     assert "has deletion protection on" in protected.failures.get("rds-prod", ""), protected.describe()
     assert IDENTIFIER in aws.instances()
@@ -674,14 +691,14 @@ def test_teardown_keeps_the_instance_unless_told(
         "site.yml",
         {
             "rds-prod": prod_host(
-                namespaces, database_rds_deletion_protection=False, database_rds_apply_immediately=True
+                namespaces, account, database_rds_deletion_protection=False, database_rds_apply_immediately=True
             )
         },
     )
     assert unprotect.returncode == 0, unprotect.describe()
     assert aws.instances()[IDENTIFIER]["DeletionProtection"] is False
 
-    delete = runner("teardown.yml", {"rds-prod": prod_host(namespaces, database_delete_data=True)})
+    delete = runner("teardown.yml", {"rds-prod": prod_host(namespaces, account, database_delete_data=True)})
     assert delete.returncode == 0, delete.describe()
     assert IDENTIFIER not in aws.instances()
     final = [
