@@ -598,6 +598,10 @@ BAD_INPUT = {
         {"database_rds_allocated_storage": 10, "database_rds_iops": 0, "database_rds_storage_throughput": 0},
         'database_rds_allocated_storage (10 GiB) must be at least 20 GiB for database_rds_storage_type "gp3"',
     ),
+    "storage-ceiling-too-close": (
+        {"database_rds_max_allocated_storage": 420},
+        "database_rds_max_allocated_storage (420) must equal it (autoscaling off) or be at least 10 % above it",
+    ),
     "multi-az-one-zone": (
         "one-zone",
         "database_rds_multi_az is true but database_rds_subnets covers only eu-central-1a",
@@ -687,6 +691,8 @@ def test_teardown_keeps_the_instance_unless_told(
     assert "has deletion protection on" in protected.failures.get("rds-prod", ""), protected.describe()
     assert IDENTIFIER in aws.instances()
 
+    # Storage autoscaling grew the instance past the inventory's 400 GiB: the role must not try to shrink it.
+    aws.client("rds").modify_db_instance(DBInstanceIdentifier=IDENTIFIER, AllocatedStorage=480, ApplyImmediately=True)
     unprotect = runner(
         "site.yml",
         {
@@ -697,6 +703,9 @@ def test_teardown_keeps_the_instance_unless_told(
     )
     assert unprotect.returncode == 0, unprotect.describe()
     assert aws.instances()[IDENTIFIER]["DeletionProtection"] is False
+    assert aws.instances()[IDENTIFIER]["AllocatedStorage"] == 480
+    # the instance's deletion protection, and the Secret and Service the first teardown removed; nothing else
+    assert unprotect.changed("rds-prod") == 3, unprotect.describe()
 
     delete = runner("teardown.yml", {"rds-prod": prod_host(namespaces, account, database_delete_data=True)})
     assert delete.returncode == 0, delete.describe()
