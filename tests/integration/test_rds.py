@@ -400,6 +400,21 @@ def test_check_mode_changes_nothing(
     assert aws.inventory() == inventory_before
 
 
+def test_connection_entry_point_changes_nothing(
+    runner: Runner, converged: Converged, aws: Aws, namespaces: dict[str, str], account: Account
+) -> None:
+    """The role's ``connection`` entry point (tag-limited runs) reads the same fact back and changes nothing."""
+    before = {name: stable(instance) for name, instance in aws.instances().items()}
+    connection_file = runner.workdir / "connection-only.json"
+    run = runner(
+        "connection.yml", {"rds-prod": prod_host(namespaces, account, rds_it_connection_file=str(connection_file))}
+    )
+    assert run.returncode == 0, run.describe()
+    assert run.changed("rds-prod") == 1, run.describe()  # only the test's own record of the fact
+    assert json.loads(connection_file.read_text()) == converged.connection
+    assert {name: stable(instance) for name, instance in aws.instances().items()} == before
+
+
 def test_instance_is_configured_as_the_inventory_says(converged: Converged, aws: Aws, account: Account) -> None:
     instance = aws.instances()[IDENTIFIER]
     expected = {
