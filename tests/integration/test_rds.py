@@ -386,11 +386,21 @@ def test_check_mode_changes_nothing(
                 database_rds_performance_insights_retention_period=31,
             ),
             "rds-dry": prod_host(namespaces, account, database_rds_identifier="threetier-it-dry"),
+            # Taking the password back from Secrets Manager is refused (a deliberate manual step).
+            "rds-prod-unmanage": prod_host(namespaces, account, database_rds_manage_master_user_password=False),
         },
         check=True,
         args=vault.args,
     )
-    assert run.returncode == 0, run.describe()
+    assert {host: run.failed(host) for host in run.recaps} == {
+        "rds-prod": 0,
+        "rds-vault-insights": 0,
+        "rds-dry": 0,
+        "rds-prod-unmanage": 1,
+    }, run.describe()
+    assert "RDS already manages the master password of threetier-it in Secrets Manager" in run.failures.get(
+        "rds-prod-unmanage", ""
+    ), run.describe()
     assert run.changed("rds-prod") == 0, run.describe()
     assert run.changed("rds-vault-insights") == 1, run.describe()
     assert "changed: [rds-vault-insights]" in run.task_results("Create or update the RDS instance")
