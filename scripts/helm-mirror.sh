@@ -53,7 +53,8 @@ start() {
   stop_quietly
   local port=${THREETIER_HELM_MIRROR_PORT:-$(free_port)} pid
   # setsid: the server outlives this script and the caller's process group (a pytest session, Molecule).
-  setsid "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$MIRROR_DIR" "$port" >"$LOG_FILE" 2>&1 < /dev/null &
+  # 9>&-: the server must not inherit the lock of this script (it would hold it for its whole life).
+  setsid "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$MIRROR_DIR" "$port" >"$LOG_FILE" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$PID_FILE"
   echo "$port" > "$PORT_FILE"
@@ -80,9 +81,17 @@ stop_quietly() {
   rm -f "$PID_FILE" "$PORT_FILE"
 }
 
+# One start or stop at a time (parallel test sessions would otherwise start two servers).
+lock() {
+  mkdir -p "$STATE"
+  exec 9>"$STATE/.lock"
+  # Bounded wait: a server started by an older version of this script inherited the lock and holds it.
+  flock -w 30 9 || log "could not lock $STATE/.lock within 30 s; going on without it"
+}
+
 case ${1:-} in
-  start) start ;;
-  stop) stop_quietly; log "helm mirror stopped" ;;
+  start) lock; start ;;
+  stop) lock; stop_quietly; log "helm mirror stopped" ;;
   status)
     if serving; then url; else echo "not serving"; exit 1; fi ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
