@@ -390,7 +390,7 @@ def test_check_mode_changes_nothing(
             "rds-prod-unmanage": prod_host(namespaces, account, database_rds_manage_master_user_password=False),
         },
         check=True,
-        args=vault.args,
+        args=[*vault.args, "--diff"],
     )
     assert {host: run.failed(host) for host in run.recaps} == {
         "rds-prod": 0,
@@ -406,6 +406,11 @@ def test_check_mode_changes_nothing(
     assert "changed: [rds-vault-insights]" in run.task_results("Create or update the RDS instance")
     # subnet group, security group and instance would be created
     assert run.changed("rds-dry") >= 3, run.describe()
+    # --diff shows no credential either
+    arn = aws.instances()[IDENTIFIER]["MasterUserSecret"]["SecretArn"]
+    managed = json.loads(aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])["password"]
+    assert managed not in run.output
+    assert VAULT_PASSWORD_FOR_DB not in run.output
     assert {name: stable(instance) for name, instance in aws.instances().items()} == before
     assert aws.inventory() == inventory_before
 
