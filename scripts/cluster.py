@@ -180,17 +180,36 @@ def forget_foreign_pids(paths: Paths) -> None:
             (paths.workdir / "pids" / f"{proc.component}.pid").unlink(missing_ok=True)
 
 
-def stop_leftovers(paths: Paths, grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL, whatever of this cluster is still running after kwokctl's delete."""
-    left = [p.pid for p in processes(paths) if p.ours and p.pid is not None]
-    for pid in left:
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot: with the PID, a unique identity of a process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def running_identities(paths: Paths) -> dict[int, str]:
+    """PID -> start time of this cluster's live processes, taken before kwokctl removes the PID files."""
+    identities = {}
+    for proc in processes(paths):
+        if proc.ours and proc.pid is not None and (started := start_time(proc.pid)):
+            identities[proc.pid] = started
+    return identities
+
+
+def stop_leftovers(identities: dict[int, str], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL, the processes of `identities` that survived kwokctl's delete."""
+
+    def left() -> list[int]:
+        return [pid for pid, started in identities.items() if pid_alive(pid) and start_time(pid) == started]
+
+    for pid in left():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while left and time.monotonic() < deadline:
-        left = [pid for pid in left if pid_alive(pid)]
+    while left() and time.monotonic() < deadline:
         time.sleep(0.2)
-    for pid in left:
+    for pid in left():
         log(f"process {pid} ignored SIGTERM for {grace:.0f} s, killing it")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -350,6 +369,7 @@ def delete(paths: Paths) -> None:
     """Stop the cluster's processes (only ours, by PID) and remove its files."""
     if paths.workdir.exists():
         forget_foreign_pids(paths)
+        identities = running_identities(paths)
         kwokctl = paths.binary("kwokctl")
         if os.access(kwokctl, os.X_OK):
             proc = run(
@@ -367,7 +387,7 @@ def delete(paths: Paths) -> None:
             )
             if proc.returncode != 0:
                 log(f"kwokctl delete cluster failed, stopping the processes directly:\n{proc.stderr.strip()}")
-        stop_leftovers(paths)
+        stop_leftovers(identities)
         shutil.rmtree(paths.workdir, ignore_errors=True)
     for leftover in (
         paths.kubeconfig,
