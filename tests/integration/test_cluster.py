@@ -718,3 +718,24 @@ def test_lifecycle_reuse_stale_replacement_and_down(
     assert not kubeconfig.exists()
     assert not (tmp_path / "cluster" / "kwok" / "clusters" / "threetier-lifecycle").exists()
     assert (home_kubeconfig.read_bytes() if home_kubeconfig.exists() else None) == home_before
+
+
+def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path, cluster_script: type[ClusterScript]) -> None:
+    """PID files left by an aborted run may name a PID the system has since given to someone else."""
+    own = cluster_script(own_cluster_env(tmp_path))
+    pid_dir = tmp_path / "cluster" / "kwok" / "clusters" / "threetier-lifecycle" / "pids"
+    pid_dir.mkdir(parents=True)
+    bystander = subprocess.Popen(["sleep", "300"], cwd=tmp_path)
+    try:
+        for component in ("etcd", "kube-apiserver", "kwok-controller"):
+            (pid_dir / f"{component}.pid").write_text(str(bystander.pid))
+        status = own.status()
+        assert status["state"] == "stale"
+        assert "kube-apiserver is not running" in status["reasons"]
+        own.down()
+        time.sleep(0.5)
+        assert bystander.poll() is None, "down signalled a process that is not part of the cluster"
+        assert own.status()["state"] == "absent"
+    finally:
+        bystander.kill()
+        bystander.wait()
