@@ -40,9 +40,9 @@ build_etcd() {
   go_module_tool etcd "$ETCD_VERSION" "$dir" go.etcd.io/etcd/server/v3
 }
 
-# kube_ldflags: what hack/lib/version.sh stamps into a release build. Without it the binaries report
-# v0.0.0-master, and Helm refuses charts whose kubeVersion constraint (e.g. ">=1.19.0-0") that fails.
-kube_ldflags() {  # DIR: the build module
+# kube_ldflags DIR: the version stamp hack/lib/version.sh gives a release build. Without it the binaries
+# report v0.0.0-master, which fails Helm's kubeVersion constraints (e.g. ">=1.19.0-0") and version checks.
+kube_ldflags() {
   local version=$KUBERNETES_VERSION minor major date pkg flags=()
   major=${version#v}; major=${major%%.*}
   minor=${version#v"$major".}; minor=${minor%%.*}
