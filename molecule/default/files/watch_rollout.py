@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Watch a Deployment's ReplicaSets during a rollout and report the extremes it went through.
 
 The rollout promise (maxSurge 1, maxUnavailable 0) is about every moment of the rollout, which the objects
