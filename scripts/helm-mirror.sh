@@ -90,7 +90,9 @@ lock() {
 }
 
 case ${1:-} in
-  start) lock; start ;;
+  start)
+    # A running server needs no lock; otherwise start (which checks again under the lock).
+    if serving; then url; else lock; start; fi ;;
   stop) lock; stop_quietly; log "helm mirror stopped" ;;
   status)
     if serving; then url; else echo "not serving"; exit 1; fi ;;

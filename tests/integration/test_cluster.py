@@ -538,6 +538,62 @@ def test_helm_mirror_serves_the_upstream_charts(helm_mirror: str, versions: dict
     assert urlparse(helm_mirror).hostname == "127.0.0.1"
 
 
+@pytest.mark.slow
+def test_upstream_charts_install_with_wait_and_a_postgresql_is_accepted(
+    cluster: Path, kubectl: Kubectl, namespace: str, helm_mirror: str, versions: dict[str, str]
+) -> None:
+    """The operator path on this cluster: both upstream charts from the mirror reach `deployed` with --wait, and
+    the Zalando CRDs accept a `postgresql` (nothing reconciles it: the operator does not really run)."""
+    suffix = namespace[-5:]
+    releases = {
+        # The chart names one ClusterRole after the Spilo pods' ServiceAccount, "postgres-pod" by default: a
+        # name of its own keeps this release clear of a deployment on the same cluster.
+        f"pgo-{suffix}": (
+            "postgres-operator",
+            versions["POSTGRES_OPERATOR_CHART_VERSION"],
+            ["--set", f"podServiceAccount.name=postgres-pod-{suffix}"],
+        ),
+        f"kps-{suffix}": (
+            "kube-prometheus-stack",
+            versions["KUBE_PROMETHEUS_STACK_CHART_VERSION"],
+            # Webhooks would call an operator process that does not run (inventories/local does the same).
+            [
+                "--set",
+                "prometheusOperator.admissionWebhooks.enabled=false",
+                "--set",
+                "prometheusOperator.tls.enabled=false",
+            ],
+        ),
+    }
+    try:
+        for release, (chart, version, extra) in releases.items():
+            helm(
+                cluster,
+                *("upgrade", "--install", release, chart, "--repo", helm_mirror, "--version", version),
+                *("-n", namespace, "--wait", "--wait-for-jobs", "--timeout=300s", *extra),
+            )
+            status = json.loads(helm(cluster, "status", release, "-n", namespace, "-o", "json").stdout)
+            assert status["info"]["status"] == "deployed"
+        postgresql = {
+            "apiVersion": "acid.zalan.do/v1",
+            "kind": "postgresql",
+            "metadata": {"name": "acid-it"},
+            "spec": {
+                "teamId": "acid",
+                "numberOfInstances": 2,
+                "postgresql": {"version": "17"},
+                "volume": {"size": "1Gi"},
+            },
+        }
+        kubectl.apply(postgresql, namespace=namespace)
+        stored = kubectl.json("get", "postgresql", "acid-it", "-n", namespace)
+        assert stored["spec"]["postgresql"]["version"] == "17"
+        assert stored["spec"]["numberOfInstances"] == 2
+    finally:
+        for release in releases:
+            helm(cluster, "uninstall", release, "-n", namespace, "--wait", "--timeout=120s", check=False)
+
+
 def pod_cpu_millicores(kubectl: Kubectl, namespace: str) -> dict[str, int]:
     raw = kubectl(
         "get",
