@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The local Kubernetes cluster: real etcd, kube-apiserver, kube-controller-manager and kube-scheduler with
 fake KWOK nodes, started by kwokctl's binary runtime from the binaries scripts/build-cluster-tools.sh builds.
 
@@ -540,7 +539,7 @@ def print_status(status: Status, as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cluster.sh", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="cluster.sh", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument("--json", action="store_true", help="status: machine-readable output")
     parser.add_argument("--timeout", type=int, default=180, help="up: seconds to wait for each phase")

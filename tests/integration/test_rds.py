@@ -523,7 +523,7 @@ def test_connection_fact_matches_the_interface(converged: Converged, namespaces:
         "username_key": "username",
         "password_key": "password",
         "sslmode": "require",
-        "cidrs": [cidr for _, cidr in SUBNETS],
+        "cidrs": [cidr for _zone, cidr in SUBNETS],
     }
 
 
@@ -663,7 +663,7 @@ class BadInputRun:
 def bad_input_run(aws_runner: Runner, account: Account, aws: Aws) -> BadInputRun:
     """Every bad input at once: one inventory host per case, so a single ansible-playbook run covers them all."""
     hosts: dict[str, Any] = {}
-    for case, (overrides, _) in BAD_INPUT.items():
+    for case, (overrides, _message) in BAD_INPUT.items():
         if overrides == "one-zone":
             overrides = {"database_rds_subnets": [account.subnets[0], account.extra_subnet_same_zone]}
         hosts[case] = {"database_rds_identifier": f"bad-{case}", **overrides}
@@ -674,7 +674,7 @@ def bad_input_run(aws_runner: Runner, account: Account, aws: Aws) -> BadInputRun
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_fails_before_any_aws_call(case: str, bad_input_run: BadInputRun) -> None:
-    _, message = BAD_INPUT[case]
+    message = BAD_INPUT[case][1]
     assert bad_input_run.run.returncode != 0, bad_input_run.run.describe()
     assert bad_input_run.run.failed(case) == 1, bad_input_run.run.describe()
     assert bad_input_run.run.changed(case) == 0, bad_input_run.run.describe()
