@@ -63,7 +63,9 @@ REJECTED = [
 ]
 
 
-@pytest.mark.parametrize(("chart", "values", "message"), REJECTED, ids=[f"{c}:{'+'.join(v)}" for c, v, _msg in REJECTED])
+@pytest.mark.parametrize(
+    ("chart", "values", "message"), REJECTED, ids=[f"{c}:{'+'.join(v)}" for c, v, _msg in REJECTED]
+)
 @pytest.mark.parametrize("helm", HELMS)
 def test_rejected_values(helm_bins: dict[str, str], helm: str, chart: str, values: list[str], message: str) -> None:
     with pytest.raises(RenderError) as error:
