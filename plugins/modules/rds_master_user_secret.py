@@ -18,7 +18,7 @@ description:
   - Idempotent. In check mode nothing is modified; an instance that does not exist yet is reported as C(changed).
   - Turning the management off again is deliberately not supported (it needs a new password from somewhere).
 author:
-  - threetier.k8s contributors
+  - threetier.k8s maintainers (@threetier)
 options:
   db_instance_identifier:
     description: Identifier of the DB instance.
