@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test unit charts integration e2e demo cluster-up cluster-down cluster-status lock changelog build network-docs bench
+.PHONY: help setup lint test unit charts integration e2e demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -57,3 +57,6 @@ network-docs: setup ## Regenerate docs/network-graph.md from the inventories' gr
 
 bench: setup ## Time the NetworkPolicy builder on a 200-component, 1000-flow graph
 	$(ENV) && python scripts/bench_network_policies.py
+
+bench-converge: setup ## Time site.yml (first run, no-op re-run) against bare helm upgrade --install on fresh local clusters
+	$(ENV) && python scripts/bench_converge.py
