@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test unit charts integration e2e demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge
+.PHONY: help setup lint test unit charts integration e2e demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge docs ee
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,8 +46,8 @@ cluster-status: ## Show whether the local cluster runs
 lock: ## Re-resolve requirements/constraints.txt from requirements/dev.txt
 	$(ENV) && scripts/lock.sh
 
-changelog: setup ## Generate CHANGELOG.rst from changelogs/fragments
-	$(ENV) && antsibull-changelog release
+changelog: setup ## Regenerate CHANGELOG.rst for the untagged release from changelogs/fragments
+	$(ENV) && antsibull-changelog release --update-existing --refresh-fragments without-archives
 
 build: setup ## Build the collection tarball
 	$(ENV) && ansible-galaxy collection build --force --output-path dist .
@@ -60,3 +60,9 @@ bench: setup ## Time the NetworkPolicy builder on a 200-component, 1000-flow gra
 
 bench-converge: setup ## Time site.yml (first run, no-op re-run) against bare helm upgrade --install on fresh local clusters
 	$(ENV) && python scripts/bench_converge.py
+
+docs: setup ## Regenerate the generated parts of docs/ (architecture flow graphs, network graph page)
+	$(ENV) && python scripts/gen_docs.py && python scripts/network_graph_doc.py
+
+ee: build ## Write the execution environment's build context (context/Containerfile); building it needs a container engine
+	$(ENV) && ansible-builder create -c context --output-filename Containerfile
