@@ -28,7 +28,8 @@ find_python() {
 venv() {
   local dir=$1; shift
   local stamp want
-  want=$(cat "$@" | sha256sum | cut -c1-16)-$PYTHON_VERSION
+  # Comments do not count: rewording one must not cost a reinstall.
+  want=$(sed 's/#.*//; /^[[:space:]]*$/d' "$@" | sha256sum | cut -c1-16)-$PYTHON_VERSION
   stamp="$dir/.threetier-stamp"
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return 0; fi
   log "creating virtualenv $dir"
