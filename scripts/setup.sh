@@ -17,8 +17,10 @@ mkdir -p "$THREETIER_CACHE" "$THREETIER_BIN"
 find_python() {
   local candidate
   for candidate in "python$PYTHON_VERSION" "$(pyenv root 2>/dev/null || echo /root/.pyenv)/versions/$PYTHON_VERSION".*/bin/"python$PYTHON_VERSION"; do
+    # Resolved to the real interpreter: env.sh puts the project's own venv first on PATH, and that venv is
+    # about to be deleted and recreated from it.
     if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import ssl, sqlite3, venv' 2>/dev/null; then
-      command -v "$candidate"; return 0
+      readlink -f "$(command -v "$candidate")"; return 0
     fi
   done
   die "Python $PYTHON_VERSION not found (looked on PATH and under pyenv); install it, e.g. apt-get install python$PYTHON_VERSION-venv"
