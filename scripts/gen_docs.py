@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Regenerate the network flow graph section of docs/architecture.md from the inventories.
 
 For every inventories/<env>/hosts.yml, Ansible renders that environment's ``threetier_network`` through the
@@ -97,7 +96,7 @@ def render(inventory: Path, env: dict[str, str]) -> Rendering:
     start = proc.stdout.find("{")
     if start < 0:
         sys.exit(f"gen_docs.py: ansible printed no JSON for {inventory}:\n{proc.stdout}\n{proc.stderr}")
-    report, _ = json.JSONDecoder().raw_decode(proc.stdout[start:])
+    report = json.JSONDecoder().raw_decode(proc.stdout[start:])[0]
     result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
     if proc.returncode != 0 or result.get("failed"):
         sys.exit(f"gen_docs.py: rendering {inventory} failed: {result.get('msg', proc.stderr)}")
@@ -159,7 +158,7 @@ def updated(document: str, block: str) -> str:
     if BEGIN not in document or END not in document:
         sys.exit(f"gen_docs.py: {DOC.relative_to(ROOT)} lacks the markers {BEGIN!r} ... {END!r}")
     head, rest = document.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    tail = rest.split(END, 1)[1]
     return head + block + tail
 
 

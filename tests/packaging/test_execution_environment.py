@@ -25,7 +25,7 @@ def versions_env() -> dict[str, str]:
     pairs = {}
     for line in (ROOT / "tools" / "versions.env").read_text(encoding="utf-8").splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
+            key, _sep, value = line.partition("=")
             pairs[key.strip()] = value.strip()
     return pairs
 
