@@ -126,6 +126,14 @@ BAD_INPUT = {
         ["-e", "threetier_environment=qa"],
         "value of threetier_environment must be one of: local, dev, staging, prod, got: qa",
     ),
+    "logical backup without a bucket": (
+        ["-e", "database_logical_backup_enabled=true"],
+        "database_logical_backup_s3_bucket must name the S3 bucket when database_logical_backup_enabled is true",
+    ),
+    "logical backup schedule not cron": (
+        ["-e", "database_logical_backup_schedule=daily"],
+        'database_logical_backup_schedule must be a five-field cron expression, got "daily"',
+    ),
 }
 
 
