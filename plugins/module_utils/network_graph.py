@@ -150,11 +150,15 @@ def _sequence(value: Any, where: str) -> list[Any]:
     return list(value)
 
 
-def _known_keys(value: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    """A misspelt key would silently fall back to a default: refuse it."""
+def _known_keys(value: Mapping[str, Any], allowed: tuple[str, ...], where: str, hint: str | None = None) -> None:
+    """A misspelt key would silently fall back to a default: refuse it.
+
+    ``hint`` replaces the default "expected some of ..." after the key list; an empty hint leaves it out.
+    """
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        raise _fail(where, f"unknown keys {unknown}; expected some of {', '.join(allowed)}")
+        hint = f"expected some of {', '.join(allowed)}" if hint is None else hint
+        raise _fail(where, f"unknown keys {unknown}" + (f"; {hint}" if hint else ""))
 
 
 def _bool(value: Any, where: str) -> bool:
@@ -237,12 +241,7 @@ def _port_value(value: Any, where: str) -> PortNumber:
 def _port(value: Any, default_protocol: str, where: str) -> Port:
     if not isinstance(value, Mapping):
         return Port(default_protocol, _port_value(value, where))
-    unknown = set(value) - {"port", "end_port", "protocol"}
-    if unknown:
-        raise _fail(
-            where,
-            f"unknown keys {sorted(unknown)}; a port has port, end_port and protocol",
-        )
+    _known_keys(value, ("port", "end_port", "protocol"), where, "a port has port, end_port and protocol")
     if "port" not in value:
         raise _fail(where, "a port entry needs 'port'")
     protocol = _protocol(value.get("protocol", default_protocol), where)
@@ -321,12 +320,9 @@ def _cidr_key(cidr: str) -> tuple[int, int, int]:
 
 def _component(name: str, spec: Any, where: str) -> Component:
     spec = _mapping(spec, where)
-    unknown = set(spec) - {"name", "namespace", "pod_labels", "managed"}
-    if unknown:
-        raise _fail(
-            where,
-            f"unknown keys {sorted(unknown)}; a component has namespace, pod_labels and managed",
-        )
+    _known_keys(
+        spec, ("name", "namespace", "pod_labels", "managed"), where, "a component has namespace, pod_labels and managed"
+    )
     if "namespace" not in spec:
         raise _fail(where, "has no namespace")
     return Component(
@@ -450,12 +446,12 @@ def _read_flows(builder: _Builder, value: Any) -> None:
         where = f"flows[{index}]"
         flow = _mapping(flow, where)
         where = f"flows[{index}] ({flow.get('from')} -> {flow.get('to')})"
-        unknown = set(flow) - {"from", "to", "ports", "protocol", "description"}
-        if unknown:
-            raise _fail(
-                where,
-                f"unknown keys {sorted(unknown)}; a flow has from, to, ports, protocol and description",
-            )
+        _known_keys(
+            flow,
+            ("from", "to", "ports", "protocol", "description"),
+            where,
+            "a flow has from, to, ports, protocol and description",
+        )
         source = builder.known(flow.get("from"), f"{where}.from")
         target = builder.known(flow.get("to"), f"{where}.to")
         _check_enforced(builder, source, target, where)
@@ -469,21 +465,12 @@ def _read_egress(builder: _Builder, value: Any) -> None:
         where = f"egress[{index}]"
         entry = _mapping(entry, where)
         where = f"egress[{index}] ({entry.get('from')} -> CIDRs)"
-        unknown = set(entry) - {
-            "from",
-            "cidrs",
-            "except",
-            "ports",
-            "protocol",
-            "description",
-            "name",
-        }
-        if unknown:
-            raise _fail(
-                where,
-                f"unknown keys {sorted(unknown)}; an egress entry has from, cidrs, except, ports, protocol,"
-                " name and description",
-            )
+        _known_keys(
+            entry,
+            ("from", "cidrs", "except", "ports", "protocol", "description", "name"),
+            where,
+            "an egress entry has from, cidrs, except, ports, protocol, name and description",
+        )
         source = builder.known(entry.get("from"), f"{where}.from")
         _check_enforced(builder, source, None, where)
         protocol = _protocol(entry.get("protocol", "TCP"), where)
@@ -725,9 +712,7 @@ def parse_graph(network: Any) -> Graph:
         "flows",
         "egress",
     }
-    unknown = set(network) - known_keys
-    if unknown:
-        raise _fail("(root)", f"unknown keys {sorted(unknown)}")
+    _known_keys(network, tuple(known_keys), "(root)", hint="")
     name_prefix = _dns_label(network.get("name_prefix", "threetier"), "name_prefix", max_length=40)
     enabled = _bool(network.get("enabled", True), "enabled")
     if enabled and not _sequence(network.get("flows"), "flows"):
