@@ -8,6 +8,7 @@ Molecule's own output goes to tests/output/molecule-<scenario>.log; a failure sh
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -46,7 +47,10 @@ def test_molecule_default_scenario(cluster: Path, helm_mirror: str) -> None:
     rc, output, seconds = molecule("test", "-s", "default", log_name="molecule-default.log", timeout=3600)
     print(f"molecule test -s default: exit {rc} in {seconds:.0f} s (log: tests/output/molecule-default.log)")
     assert rc == 0, f"molecule test -s default failed (exit {rc}); last lines:\n{tail(output)}"
-    assert "Idempotence completed successfully" in output or "idempotence" in output.lower(), tail(output)
+    # Molecule's closing summary lists each step; every step of the sequence must have run and passed.
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    for step in ("converge", "idempotence", "verify", "side_effect"):
+        assert f"default > {step}: Executed: Successful" in plain, f"{step} did not pass:\n{tail(plain)}"
 
 
 def test_molecule_kind_scenario_parses() -> None:
