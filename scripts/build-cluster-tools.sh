@@ -55,11 +55,13 @@ kube_ldflags() {
   printf '%s ' "${flags[@]}"
 }
 
+# build_kubernetes [CMD...]: the control plane by default; the e2e tier asks for kubelet and kube-proxy too.
 build_kubernetes() {
-  local dir="$THREETIER_ROOT/tools/go/kubernetes" cmd ldflags
+  local dir="$THREETIER_ROOT/tools/go/kubernetes" cmd ldflags cmds=("$@")
+  [[ ${#cmds[@]} -gt 0 ]] || cmds=(kube-apiserver kube-controller-manager kube-scheduler)
   check_pin "$dir" k8s.io/kubernetes "$KUBERNETES_VERSION"
   ldflags=$(kube_ldflags "$dir")
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+  for cmd in "${cmds[@]}"; do
     GOFLAGS="$(go env GOFLAGS) '-ldflags=-s -w ${ldflags% }'" \
       go_module_tool "$cmd" "$KUBERNETES_VERSION" "$dir" "k8s.io/kubernetes/cmd/$cmd"
   done
@@ -73,6 +75,12 @@ build_kwok() {
 build_metrics_server() {
   go_tool metrics-server "$METRICS_SERVER_VERSION" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 }
+
+# `build-cluster-tools.sh node`: only the node binaries of the same release (kubelet, kube-proxy).
+if [[ ${1:-} == node ]]; then
+  build_kubernetes kubelet kube-proxy
+  exit 0
+fi
 
 start=$SECONDS
 build_etcd
