@@ -220,7 +220,12 @@ def test_backend_probes(render_with: RenderWith) -> None:
     nginx, php = container(spec, "nginx"), container(spec, "php-fpm")
     assert nginx["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert nginx["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
-    assert php["readinessProbe"]["tcpSocket"] == {"port": "fastcgi"} == php["livenessProbe"]["tcpSocket"]
+    # PHP-FPM listens on 127.0.0.1 (the pool config below): a kubelet TCP probe would dial the pod IP and
+    # never succeed, so the probe connects from inside the container, to that loopback port.
+    probe_cmd = php["readinessProbe"]["exec"]["command"]
+    assert probe_cmd == php["livenessProbe"]["exec"]["command"]
+    assert probe_cmd[:2] == ["php", "-r"] and "fsockopen('127.0.0.1', 9000" in probe_cmd[2]
+    assert "tcpSocket" not in php["readinessProbe"] and "tcpSocket" not in php["livenessProbe"]
     for c in (nginx, php):
         assert c["readinessProbe"]["periodSeconds"] < c["livenessProbe"]["periodSeconds"]
         assert c["readinessProbe"]["initialDelaySeconds"] < c["livenessProbe"]["initialDelaySeconds"]

@@ -338,3 +338,11 @@ spec:
       volumes:
         {{- include "backend.laravelWritableVolumes" $root | nindent 8 }}
 {{- end }}
+
+{{/*
+The PHP-FPM probes: a TCP connect to the FastCGI port on the container's loopback, by the image's PHP CLI
+(the images have no cgi-fcgi; PHP starts in milliseconds).
+*/}}
+{{- define "backend.phpfpmProbeCommand" -}}
+{{- list "php" "-r" (printf "exit(@fsockopen('127.0.0.1', %d, $e, $s, 1) ? 0 : 1);" (int .Values.phpfpm.port)) | toJson }}
+{{- end }}
