@@ -171,9 +171,11 @@ def test_backend_writable_paths_are_emptydirs(render_with: RenderWith) -> None:
     init = container(spec, "prepare", "initContainers")
     assert {m["name"] for m in init["volumeMounts"]} == {"public", "storage", "bootstrap-cache"}
     script = init["command"][-1]
-    assert 'cp -a "$app/public/." /work/public/' in script and "app=/var/www/html" in script
+    assert 'copy "$app/public" /work/public' in script and "app=/var/www/html" in script
+    # Entries are copied one by one: `cp -a src/. dst/` fails on the emptyDir root as a non-root user.
+    assert "-mindepth 1 -maxdepth 1 -exec cp -a {}" in script and '/."' not in script
     # The image's own storage/ and bootstrap/cache (optimised caches) survive the emptyDirs.
-    assert 'cp -a "$app/bootstrap/cache/." /work/bootstrap-cache/' in script
+    assert 'copy "$app/bootstrap/cache" /work/bootstrap-cache' in script
     job_init = container(pod_spec(render_with("backend"), "Job", "backend-migrate"), "prepare", "initContainers")
     assert {m["name"] for m in job_init["volumeMounts"]} == {"storage", "bootstrap-cache"}
 
@@ -251,7 +253,10 @@ def _prestop_sleep(c: dict[str, Any]) -> int:
 def test_frontend_prestop_drains_before_nginx_quits(render_with: RenderWith) -> None:
     nginx = container(pod_spec(render_with("frontend")), "nginx")
     command = nginx["lifecycle"]["preStop"]["exec"]["command"][-1]
-    assert command.endswith("nginx -c /etc/nginx/threetier/nginx.conf -s quit")
+    assert "nginx -c /etc/nginx/threetier/nginx.conf -s quit" in command
+    # The hook holds until nginx (PID 1) exited: returning earlier lets the kubelet's SIGTERM (nginx's fast
+    # shutdown) cut the requests still in flight.
+    assert command.endswith("while kill -0 1 2>/dev/null; do sleep 1; done")
     assert 0 < _prestop_sleep(nginx) < 60
 
 
@@ -259,7 +264,8 @@ def test_backend_prestop_order_fits_in_the_grace_period(render_with: RenderWith)
     render = render_with("backend")
     spec = pod_spec(render)
     nginx, php = container(spec, "nginx"), container(spec, "php-fpm")
-    assert nginx["lifecycle"]["preStop"]["exec"]["command"][-1].endswith("-s quit")
+    nginx_cmd = nginx["lifecycle"]["preStop"]["exec"]["command"][-1]
+    assert "-s quit; while kill -0 1" in nginx_cmd
     php_cmd = php["lifecycle"]["preStop"]["exec"]["command"][-1]
     assert "kill -QUIT 1" in php_cmd and "while kill -0 1" in php_cmd
     # nginx stops accepting before PHP-FPM is asked to drain, and the drain ends before SIGKILL.

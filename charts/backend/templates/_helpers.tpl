@@ -207,12 +207,15 @@ expects, and, for the pods, public/ is copied for nginx. Shared by the Deploymen
     - -ec
     - |
       app={{ $root.Values.app.root }}
-      if [ -d "$app/storage" ]; then cp -a "$app/storage/." /work/storage/; fi
-      if [ -d "$app/bootstrap/cache" ]; then cp -a "$app/bootstrap/cache/." /work/bootstrap-cache/; fi
+      # Copy each entry, never the directory itself: the emptyDir's root belongs to root (group fsGroup), so
+      # `cp -a src/. dst/` fails setting its times as the non-root user.
+      copy() { if [ -d "$1" ]; then find "$1" -mindepth 1 -maxdepth 1 -exec cp -a {} "$2/" \; ; fi; }
+      copy "$app/storage" /work/storage
+      copy "$app/bootstrap/cache" /work/bootstrap-cache
       mkdir -p /work/storage/app/public /work/storage/logs
       mkdir -p /work/storage/framework/cache/data /work/storage/framework/sessions /work/storage/framework/views
       {{- if .copyPublic }}
-      cp -a "$app/public/." /work/public/
+      copy "$app/public" /work/public
       {{- end }}
   resources:
     {{- toYaml $root.Values.init.resources | nindent 4 }}
