@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the project's Go tools at the versions of tools/versions.env into $THREETIER_CACHE/go-tools
-# and links them into $THREETIER_BIN. Usage: build-go-tools.sh [group...]  (groups: helm, prometheus, cluster; default all)
+# and links them into $THREETIER_BIN. Usage: build-go-tools.sh [group...]  (groups: helm, prometheus, cluster,
+# e2e; default helm, prometheus and cluster: the e2e tier's tools are only built on request, e.g. setup.sh --e2e)
 set -euo pipefail
 # shellcheck source=env.sh
 . "$(dirname "$0")/env.sh"
@@ -62,6 +63,7 @@ for g in "${groups[@]}"; do
         "$THREETIER_ROOT/scripts/build-cluster-tools.sh"
       fi ;;
     prometheus) build_prometheus ;;
-    *) die "unknown tool group '$g' (known: helm, prometheus, cluster)" ;;
+    e2e) "$THREETIER_ROOT/scripts/build-e2e-tools.sh" ;;
+    *) die "unknown tool group '$g' (known: helm, prometheus, cluster, e2e)" ;;
   esac
 done

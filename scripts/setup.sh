@@ -6,12 +6,21 @@
 #   - the helm-diff plugin installed into the pinned helm
 #   - the collection linked as ansible_collections/threetier/k8s so `threetier.k8s.*` resolves from the repo
 # A warm run checks stamps only and takes seconds.
+# Usage: setup.sh [--e2e]   --e2e also installs requirements/apt-e2e.txt and builds the e2e tier's tools
+# (scripts/build-e2e-tools.sh: kubelet, kube-proxy, coredns, kube-router, traefik); without it nothing changes.
 set -euo pipefail
 # shellcheck source=env.sh
 . "$(dirname "$0")/env.sh"
 # shellcheck source=lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
 START=$SECONDS
+E2E=0
+for arg in "$@"; do
+  case $arg in
+    --e2e) E2E=1 ;;
+    *) die "unknown argument '$arg' (usage: setup.sh [--e2e])" ;;
+  esac
+done
 mkdir -p "$THREETIER_CACHE" "$THREETIER_BIN"
 
 find_python() {
@@ -49,14 +58,15 @@ venv() {
   log "virtualenv $dir ready"
 }
 
-# Debian packages of requirements/apt.txt, installed when missing. policy-rc.d stops their maintainer scripts
-# from starting the services (an nginx on 0.0.0.0:80 is not something a test setup may leave behind).
+# apt_packages FILE: the Debian packages of FILE (requirements/apt.txt or apt-e2e.txt), installed when missing.
+# policy-rc.d stops their maintainer scripts from starting the services (an nginx on 0.0.0.0:80 is not
+# something a test setup may leave behind).
 apt_packages() {
-  local missing=() pkg
+  local file=$1 missing=() pkg
   while read -r pkg; do
     [[ -z $pkg || $pkg == \#* ]] && continue
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done < "$THREETIER_ROOT/requirements/apt.txt"
+  done < "$file"
   [[ ${#missing[@]} -eq 0 ]] && return 0
   [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
   log "installing Debian packages: ${missing[*]}"
@@ -70,7 +80,8 @@ apt_packages() {
   return 0
 }
 
-apt_packages
+apt_packages "$THREETIER_ROOT/requirements/apt.txt"
+[[ $E2E -eq 0 ]] || apt_packages "$THREETIER_ROOT/requirements/apt-e2e.txt"
 PYTHON=$(find_python)
 venv "$THREETIER_VENV" "$THREETIER_ROOT/requirements/dev.txt" "$THREETIER_ROOT/requirements/constraints.txt" "$THREETIER_ROOT/requirements.txt"
 venv "$THREETIER_CACHE/venv-nca" "$THREETIER_ROOT/requirements/nca.txt"
@@ -80,6 +91,7 @@ venv "$THREETIER_CACHE/venv-checkov" "$THREETIER_ROOT/requirements/checkov.txt"
 ln -sfn "$THREETIER_CACHE/venv-checkov/bin/checkov" "$THREETIER_BIN/checkov"
 
 "$THREETIER_ROOT/scripts/build-go-tools.sh"
+[[ $E2E -eq 0 ]] || "$THREETIER_ROOT/scripts/build-go-tools.sh" e2e
 
 # ansible-test --venv bootstraps pip with a script from a host these machines cannot reach; put the
 # project's stand-in where ansible-test caches it, named for the pip version this ansible-test pins.

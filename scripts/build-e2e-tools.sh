@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the e2e tier's Go binaries at the versions of tools/versions.env into $THREETIER_CACHE/go-tools and
+# links them into $THREETIER_BIN (called by scripts/build-go-tools.sh, group `e2e`; runnable on its own).
+# One build at a time (few cores); a tool already built at its version is skipped, so a warm run takes well
+# under a second.
+#   kubelet, kube-proxy     scripts/build-cluster-tools.sh node (same release as the control plane)
+#   coredns                 github.com/coredns/coredns (go install)
+#   kube-router             github.com/cloudnativelabs/kube-router/v2 (go install)
+#   traefik                 github.com/traefik/traefik/v3, build module tools/go/traefik
+#   metrics-server-static   sigs.k8s.io/metrics-server again, without cgo, for its image
+# Everything but kubelet and kube-proxy ends up in an image (scripts/e2e/build-system-images.sh), so it is
+# built with CGO_ENABLED=0: a static binary needs no libc in the image, and Go's own DNS resolver is used.
+set -euo pipefail
+# shellcheck source=env.sh
+. "$(dirname "$0")/env.sh"
+# shellcheck source=lib.sh
+. "$THREETIER_ROOT/scripts/lib.sh"
+command -v go >/dev/null || die "go is not on PATH (the Go toolchain is needed to build the e2e tools)"
+
+# module_date MODULE@VERSION: the release's date from the module cache's .info file (downloaded when missing),
+# so a version stamp does not change from one build to the next. Read directly instead of `go list`: a warm
+# run has to compare the same ldflags in a few milliseconds. (Module paths with capitals would need the
+# cache's !-escaping; none of ours has any.)
+module_date() {
+  local info
+  info="$(go env GOMODCACHE)/cache/download/${1%@*}/@v/${1#*@}.info"
+  [[ -f $info ]] || go mod download "$1" >/dev/null 2>&1 || true
+  sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p' "$info" 2>/dev/null || true
+}
+
+build_coredns() {
+  # coremain.GitCommit is what the upstream Makefile stamps; the version itself is a constant of the release.
+  CGO_ENABLED=0 GO_LDFLAGS="-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+    go_tool coredns "$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION"
+}
+
+build_kube_router() {
+  local pkg=github.com/cloudnativelabs/kube-router/v2 date
+  date=$(module_date "$pkg@$KUBE_ROUTER_VERSION")
+  # Without the stamp `kube-router --version` prints an empty version.
+  CGO_ENABLED=0 GO_LDFLAGS="-s -w -X $pkg/pkg/version.Version=$KUBE_ROUTER_VERSION -X $pkg/pkg/version.BuildDate=${date:-unknown}" \
+    go_tool kube-router "$KUBE_ROUTER_VERSION" "$pkg/cmd/kube-router@$KUBE_ROUTER_VERSION"
+}
+
+build_traefik() {
+  local dir="$THREETIER_ROOT/tools/go/traefik" pkg=github.com/traefik/traefik/v3 have date
+  # go.mod is read directly (not `go list`): cheap enough for a warm run to stay in milliseconds.
+  have=$(awk -v p="$pkg" '$1 == "require" { $1 = ""; $0 = $0 } $1 == p { print $2; exit }' "$dir/go.mod")
+  [[ $have == "$TRAEFIK_VERSION" ]] \
+    || die "tools/go/traefik/go.mod requires $pkg ${have:-?} but tools/versions.env says $TRAEFIK_VERSION; update the build module (see its header)"
+  date=$(module_date "$pkg@$TRAEFIK_VERSION")
+  # Without the stamps `traefik version` says "dev" and "I don't remember exactly".
+  CGO_ENABLED=0 GO_LDFLAGS="-s -w -X $pkg/pkg/version.Version=$TRAEFIK_VERSION -X $pkg/pkg/version.BuildDate=${date:-unknown}" \
+    go_module_tool traefik "$TRAEFIK_VERSION" "$dir" "$pkg/cmd/traefik"
+}
+
+build_metrics_server_static() {
+  # $THREETIER_BIN/metrics-server (build-cluster-tools.sh) is linked against glibc and cannot run in a
+  # scratch image; this second build of the same version is only for the e2e image.
+  CGO_ENABLED=0 GO_LDFLAGS="-s -w" go_tool metrics-server-static "$METRICS_SERVER_VERSION" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" metrics-server
+}
+
+start=$SECONDS
+"$THREETIER_ROOT/scripts/build-cluster-tools.sh" node
+build_coredns
+build_kube_router
+build_traefik
+build_metrics_server_static
+log "e2e tools ready in $((SECONDS - start)) s: kubelet/kube-proxy $KUBERNETES_VERSION, coredns $COREDNS_VERSION, kube-router $KUBE_ROUTER_VERSION, traefik $TRAEFIK_VERSION, metrics-server $METRICS_SERVER_VERSION (static)"
