@@ -64,5 +64,5 @@ class _SkipPolicy:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_SkipPolicy(), "threetier-skip-policy")
-    for tier in ("unit", "charts", "roles", "lint", "integration", "packaging", "observability", "e2e"):
+    for tier in ("unit", "charts", "roles", "lint", "integration", "packaging", "observability", "e2e", "examples"):
         config.addinivalue_line("markers", f"{tier}: tests of the {tier} tier (set from the folder)")

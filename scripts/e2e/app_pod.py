@@ -1,0 +1,165 @@
+"""Helpers of scripts/e2e/build-app-images.sh for testing the app images without a cluster.
+
+``configmaps OUTDIR``
+    Reads ``helm template`` output on stdin and writes every ConfigMap key to OUTDIR/<name>/<key>, so the
+    test runs the images on exactly the configuration the charts render.
+``runc-config``
+    Writes a runc ``config.json`` for one container of an emulated pod, starting from the one ``umoci
+    unpack`` derived from the image: the chart's user, command, environment, read-only root filesystem,
+    no capabilities, no new privileges, and bind mounts standing in for the pod's volumes (emptyDirs and
+    ConfigMaps). The network namespace is the host's: the test rewrites every ``listen`` to 127.0.0.1, so
+    nothing is reachable from outside the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def extract_configmaps(manifest: str, outdir: Path) -> list[Path]:
+    """Write each ConfigMap's data keys as files; return the files written."""
+    written: list[Path] = []
+    for doc in yaml.safe_load_all(manifest):
+        if not isinstance(doc, dict) or doc.get("kind") != "ConfigMap":
+            continue
+        name = str(doc["metadata"]["name"])
+        for key, value in (doc.get("data") or {}).items():
+            target = outdir / name / str(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(str(value), encoding="utf-8")
+            written.append(target)
+    return written
+
+
+def loopback_listen(nginx_conf: str) -> str:
+    """Bind every bare-port ``listen N;`` directive to 127.0.0.1 (a pod has its own network namespace)."""
+    return re.sub(r"(?m)^(\s*listen\s+)(\d+)(\s*;)", r"\g<1>127.0.0.1:\g<2>\g<3>", nginx_conf)
+
+
+def _mount(source: str, destination: str, *, readonly: bool) -> dict[str, Any]:
+    options = ["rbind", "ro" if readonly else "rw", "nosuid", "nodev"]
+    return {"destination": destination, "type": "bind", "source": source, "options": options}
+
+
+def runc_config(
+    base: dict[str, Any],
+    *,
+    rootfs: str,
+    args: list[str] | None,
+    uid: int,
+    gid: int,
+    supplementary_gids: list[int],
+    cwd: str | None,
+    env: list[str],
+    binds: list[tuple[str, str, bool]],
+    hostname: str,
+) -> dict[str, Any]:
+    """Return ``base`` adapted to one container of the emulated pod (Pod Security ``restricted``-like)."""
+    config = json.loads(json.dumps(base))
+    config["root"] = {"path": rootfs, "readonly": True}
+    config["hostname"] = hostname
+    process = config["process"]
+    process["terminal"] = False
+    if args:
+        process["args"] = args
+    if cwd:
+        process["cwd"] = cwd
+    process["user"] = {"uid": uid, "gid": gid, "additionalGids": supplementary_gids}
+    # Later entries win, as with a container's env over the image's.
+    merged: dict[str, str] = {}
+    for item in [*process.get("env", []), *env]:
+        key, _, value = item.partition("=")
+        merged[key] = value
+    process["env"] = [f"{k}={v}" for k, v in merged.items()]
+    process["noNewPrivileges"] = True
+    process["capabilities"] = {"bounding": [], "effective": [], "inheritable": [], "permitted": [], "ambient": []}
+    linux = config.setdefault("linux", {})
+    linux["namespaces"] = [ns for ns in linux.get("namespaces", []) if ns.get("type") != "network"]
+    mounts = [m for m in config.get("mounts", []) if m.get("destination") not in {dst for _, dst, _ in binds}]
+    mounts.extend(_mount(src, dst, readonly=ro) for src, dst, ro in binds)
+    config["mounts"] = mounts
+    return config
+
+
+def _parse_bind(spec: str) -> tuple[str, str, bool]:
+    parts = spec.split(":")
+    if len(parts) == 2:
+        return parts[0], parts[1], False
+    if len(parts) == 3 and parts[2] in {"ro", "rw"}:
+        return parts[0], parts[1], parts[2] == "ro"
+    raise argparse.ArgumentTypeError(f"--bind wants SRC:DST[:ro|rw], got {spec!r}")
+
+
+def _parse_ids(spec: str) -> tuple[int, int]:
+    uid, _, gid = spec.partition(":")
+    return int(uid), int(gid or uid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    cm = sub.add_parser("configmaps", help="extract ConfigMap keys from helm template output on stdin")
+    cm.add_argument("outdir", type=Path)
+    cm.add_argument(
+        "--loopback",
+        action="append",
+        default=[],
+        metavar="NAME/KEY",
+        help="rewrite bare `listen PORT;` lines of this file to 127.0.0.1:PORT (repeatable)",
+    )
+
+    rc = sub.add_parser("runc-config", help="write a runc config.json for one container")
+    rc.add_argument("--base", type=Path, required=True, help="config.json from `umoci unpack`")
+    rc.add_argument("--out", type=Path, required=True)
+    rc.add_argument("--rootfs", required=True)
+    rc.add_argument("--user", type=_parse_ids, required=True, metavar="UID:GID")
+    rc.add_argument("--fs-group", type=int, action="append", default=[])
+    rc.add_argument("--cwd")
+    rc.add_argument("--args-json", help="the container's command as a JSON array (default: the image's)")
+    rc.add_argument("--env", action="append", default=[], metavar="K=V")
+    rc.add_argument("--env-dir", type=Path, help="a directory of files KEY holding values (a ConfigMap)")
+    rc.add_argument("--bind", type=_parse_bind, action="append", default=[], metavar="SRC:DST[:ro]")
+    rc.add_argument("--hostname", default="pod")
+
+    ns = parser.parse_args(argv)
+    if ns.command == "configmaps":
+        written = extract_configmaps(sys.stdin.read(), ns.outdir)
+        for rel in ns.loopback:
+            path = ns.outdir / rel
+            path.write_text(loopback_listen(path.read_text(encoding="utf-8")), encoding="utf-8")
+        print("\n".join(str(p) for p in written))
+        return 0
+
+    env: list[str] = []
+    if ns.env_dir:
+        env.extend(f"{p.name}={p.read_text(encoding='utf-8')}" for p in sorted(ns.env_dir.iterdir()) if p.is_file())
+    env.extend(ns.env)
+    args = json.loads(ns.args_json) if ns.args_json else None
+    uid, gid = ns.user
+    config = runc_config(
+        json.loads(ns.base.read_text(encoding="utf-8")),
+        rootfs=ns.rootfs,
+        args=args,
+        uid=uid,
+        gid=gid,
+        supplementary_gids=ns.fs_group,
+        cwd=ns.cwd,
+        env=env,
+        binds=ns.bind,
+        hostname=ns.hostname,
+    )
+    ns.out.parent.mkdir(parents=True, exist_ok=True)
+    ns.out.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
