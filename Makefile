@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test unit charts integration e2e demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge docs ee
+.PHONY: help setup lint test unit charts integration e2e e2e-setup e2e-images e2e-up e2e-down demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge docs ee
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -28,8 +28,20 @@ charts: setup ## Chart tier: lint, render, schema, Pod Security, security scan
 integration: setup ## Molecule default scenario on the local (KWOK) cluster, RDS mode on moto
 	$(ENV) && python -m pytest tests/integration $(PYTEST_ARGS)
 
-e2e: setup ## Real-node end-to-end tier (not part of `make test`)
-	@echo "e2e: the real-node tier (issue 8) is not built yet: no kubelet/containerd node or local images exist." >&2; exit 2
+e2e: e2e-images ## Real-node tier: molecule test -s e2e (root; not part of `make test` or CI)
+	$(ENV) && scripts/e2e/run.sh
+
+e2e-setup: ## Install the e2e tier's Debian packages and build its Go tools (kubelet, kube-proxy, CoreDNS, kube-router, Traefik)
+	scripts/setup.sh --e2e
+
+e2e-images: e2e-setup ## Build the e2e tier's images without Docker (system add-ons, example app, toolbox)
+	$(ENV) && scripts/e2e/build-images.sh
+
+e2e-up: e2e-images ## Start the real node with its add-ons and PostgreSQL 17 (kept until e2e-down)
+	$(ENV) && scripts/e2e-cluster.sh up && E2E_PG_LISTEN=$${THREETIER_E2E_NODE_IP:-10.213.0.1} E2E_PG_CLIENT_CIDR=10.244.0.0/16 scripts/e2e/postgres.sh start
+
+e2e-down: ## Stop the real node and PostgreSQL, removing every trace
+	$(ENV) && scripts/e2e-cluster.sh down && scripts/e2e/postgres.sh stop
 
 demo: setup ## Start the local cluster and run site.yml -i inventories/local against it
 	$(ENV) && scripts/demo.sh

@@ -32,6 +32,7 @@ import base64
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import string
@@ -618,8 +619,10 @@ def import_images(cfg: Config) -> int:
     have = set(ctr(cfg, "images", "ls", "-q").stdout.split())
     count = 0
     for archive in image_archives(cfg):
+        # scripts/e2e/oci.sh writes the reference beside the archive (NAME_TAG.ref).
+        ref_file = archive.with_suffix(".ref")
         name, _, tag = archive.stem.rpartition("_")
-        ref = f"{IMAGE_PREFIX}/{name}:{tag}"
+        ref = ref_file.read_text().strip() if ref_file.exists() else f"{IMAGE_PREFIX}/{name}:{tag}"
         if ref in have:
             continue
         out = ctr(cfg, "images", "import", str(archive), check=False)
@@ -838,7 +841,28 @@ def remove_cgroups() -> None:
             top.rmdir()
 
 
+# Chains the kubelet itself creates (its canaries, the localnet firewall, the backend hint); kube-proxy's
+# --cleanup does not know them.
+KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
+
+
+def cleanup_kubelet_chains() -> None:
+    for tool in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle"):
+            saved = run([tool, "-t", table, "-S"], check=False).stdout.splitlines()
+            for rule in saved:
+                parts = shlex.split(rule)
+                jumps = "-j" in parts and parts[parts.index("-j") + 1] in KUBELET_CHAINS
+                if parts[:1] == ["-A"] and jumps and parts[1] not in KUBELET_CHAINS:
+                    run([tool, "-t", table, "-D", *parts[1:]], check=False)
+            for chain in KUBELET_CHAINS:
+                if f"-N {chain}" in saved:
+                    run([tool, "-t", table, "-F", chain], check=False)
+                    run([tool, "-t", table, "-X", chain], check=False)
+
+
 def cleanup_iptables(cfg: Config) -> None:
+    cleanup_kubelet_chains()
     with contextlib.suppress(ClusterError):
         run(
             [binary(cfg, "kube-proxy"), "--cleanup", f"--config={cfg.state / 'kube-proxy-config.yaml'}"],
