@@ -247,9 +247,25 @@ SYSCTLS = {
 }
 
 
+# Host-wide settings the kubelet (its kernel tunables) and kube-proxy (localhost NodePorts) change themselves:
+# recorded before they start and put back by `down`.
+SYSCTLS_RESTORED = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+    "net/ipv4/conf/all/route_localnet",
+)
+
+
 def set_sysctls(cfg: Config) -> None:
     saved_path = cfg.state / "sysctls.json"
     saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    for key in SYSCTLS_RESTORED:
+        with contextlib.suppress(OSError):
+            saved.setdefault(key, (Path("/proc/sys") / key).read_text().strip())
     for key, value in SYSCTLS.items():
         path = Path("/proc/sys") / key
         current = path.read_text().strip()
@@ -841,37 +857,47 @@ def remove_cgroups() -> None:
             top.rmdir()
 
 
-# Chains the kubelet itself creates (its canaries, the localnet firewall, the backend hint); kube-proxy's
-# --cleanup does not know them.
+# Chains the kubelet itself creates (its canaries, the localnet firewall, the backend hint), and kube-router's
+# firewall chains and ipsets: kube-proxy's --cleanup knows neither, and kube-router v2.1.0's --cleanup-config
+# reports success but leaves its chains (then panics in the service-proxy part this node never ran).
 KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
+KUBE_ROUTER_CHAIN_PREFIXES = ("KUBE-ROUTER-", "KUBE-NWPLCY-", "KUBE-POD-FW-")
+KUBE_ROUTER_IPSET_PREFIXES = ("KUBE-SRC-", "KUBE-DST-", "kube-router-")
 
 
-def cleanup_kubelet_chains() -> None:
+def _ours(chain: str) -> bool:
+    return chain in KUBELET_CHAINS or chain.startswith(KUBE_ROUTER_CHAIN_PREFIXES)
+
+
+def cleanup_chains() -> None:
+    """Remove the kubelet's and kube-router's chains: first the jumps into them from other chains, then the
+    chains themselves (flushed, so they no longer reference each other, then deleted)."""
     for tool in ("iptables", "ip6tables"):
         for table in ("filter", "nat", "mangle"):
             saved = run([tool, "-t", table, "-S"], check=False).stdout.splitlines()
+            chains = [line.split()[1] for line in saved if line.startswith("-N ") and _ours(line.split()[1])]
             for rule in saved:
                 parts = shlex.split(rule)
-                jumps = "-j" in parts and parts[parts.index("-j") + 1] in KUBELET_CHAINS
-                if parts[:1] == ["-A"] and jumps and parts[1] not in KUBELET_CHAINS:
+                jumps = "-j" in parts and _ours(parts[parts.index("-j") + 1])
+                if parts[:1] == ["-A"] and jumps and not _ours(parts[1]):
                     run([tool, "-t", table, "-D", *parts[1:]], check=False)
-            for chain in KUBELET_CHAINS:
-                if f"-N {chain}" in saved:
-                    run([tool, "-t", table, "-F", chain], check=False)
-                    run([tool, "-t", table, "-X", chain], check=False)
+            for chain in chains:
+                run([tool, "-t", table, "-F", chain], check=False)
+            for chain in chains:
+                run([tool, "-t", table, "-X", chain], check=False)
+    for name in run(["ipset", "list", "-n"], check=False).stdout.split():
+        if name.startswith(KUBE_ROUTER_IPSET_PREFIXES):
+            run(["ipset", "destroy", name], check=False)
 
 
 def cleanup_iptables(cfg: Config) -> None:
-    cleanup_kubelet_chains()
     with contextlib.suppress(ClusterError):
         run(
             [binary(cfg, "kube-proxy"), "--cleanup", f"--config={cfg.state / 'kube-proxy-config.yaml'}"],
             check=False,
             timeout=60,
         )
-    router = cfg.bin / "kube-router"
-    if router.exists():
-        run([str(router.resolve()), "--cleanup-config"], check=False, timeout=60)
+    cleanup_chains()
 
 
 def down(cfg: Config) -> None:
