@@ -1,4 +1,4 @@
-"""The Molecule tier: `molecule test -s default` on the local cluster, `molecule syntax -s kind`.
+"""The Molecule tier: `molecule test -s default` on the local cluster, `molecule syntax -s kind` and `-s e2e`.
 
 The session fixtures start the cluster and the chart mirror (or reuse running ones); the scenario's create
 step then finds them running and its destroy step leaves them to the session, which stops them at its end.
@@ -51,6 +51,15 @@ def test_molecule_default_scenario(cluster: Path, helm_mirror: str) -> None:
     plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
     for step in ("converge", "idempotence", "verify", "side_effect"):
         assert f"default > {step}: Executed: Successful" in plain, f"{step} did not pass:\n{tail(plain)}"
+
+
+def test_molecule_e2e_scenario_parses() -> None:
+    """The real-node scenario runs in `make e2e` (root, minutes); here its playbooks must parse and resolve."""
+    rc, output, _seconds = molecule("syntax", "-s", "e2e", log_name="molecule-e2e-syntax.log", timeout=600)
+    assert rc == 0, f"molecule syntax -s e2e failed (exit {rc}):\n{tail(output)}"
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    # "[e2e > syntax] Executed: Successful" as the step ends, "e2e > syntax: Executed: ..." in a closing summary.
+    assert re.search(r"e2e > syntax\]?:? Executed: Successful", plain), tail(plain)
 
 
 def test_molecule_kind_scenario_parses() -> None:

@@ -78,8 +78,16 @@ def request(path: str, method: str = "GET", body: dict | None = None, timeout: f
         conn.close()
 
 
+def record(line: str) -> None:
+    """Print a proof's one-line result, and append it to $E2E_PROOF_LOG (make e2e's summary reads it)."""
+    print(line)
+    if path := os.environ.get("E2E_PROOF_LOG"):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
 def emit(name: str, summary: str, data: dict) -> None:
-    print(f"PROOF {name}: {summary}")
+    record(f"PROOF {name}: {summary}")
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
     sys.stdout.flush()
 
@@ -711,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             proof_graceful(args.seconds, args.parallel)
     except ProofFailed as exc:
-        print(f"PROOF {args.proof} FAILED: {exc}")
+        record(f"PROOF {args.proof} FAILED: {exc}")
         return 1
     return 0
 
