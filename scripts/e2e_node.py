@@ -302,6 +302,17 @@ def ensure_node_link(cfg: Config) -> None:
 # --- configuration files ----------------------------------------------------------------------------------
 
 
+def node_pki(cfg: Config) -> None:
+    """The node's certificates for its name and addresses (created once, kept afterwards)."""
+    ensure_pki(
+        cfg.pki,
+        node_name=cfg.node_name,
+        node_ip=cfg.node_ip,
+        api_service_ip=cfg.api_service_ip,
+        cluster_domain=cfg.cluster_domain,
+    )
+
+
 def write_kubeconfig(cfg: Config, name: str, cert: str) -> Path:
     path = cfg.state / f"{name}.kubeconfig"
     doc = {
@@ -724,13 +735,7 @@ def up(cfg: Config, timeout: int, addons: bool) -> None:
     pins = versions()
     ensure_node_link(cfg)
     set_sysctls(cfg)
-    ensure_pki(
-        cfg.pki,
-        node_name=cfg.node_name,
-        node_ip=cfg.node_ip,
-        api_service_ip=cfg.api_service_ip,
-        cluster_domain=cfg.cluster_domain,
-    )
+    node_pki(cfg)
     write_kubeconfig(cfg, "admin", "admin")
     write_kubeconfig(cfg, "controller-manager", "controller-manager")
     write_kubeconfig(cfg, "scheduler", "scheduler")

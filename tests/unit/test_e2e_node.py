@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import e2e_node  # noqa: E402
-from e2e_pki import ensure_pki  # noqa: E402
 
 
 @pytest.fixture
@@ -36,13 +35,7 @@ def _cert(path: Path) -> x509.Certificate:
 
 
 def test_pki_names_and_chains(cfg: e2e_node.Config) -> None:
-    ensure_pki(
-        cfg.pki,
-        node_name=cfg.node_name,
-        node_ip=cfg.node_ip,
-        api_service_ip=cfg.api_service_ip,
-        cluster_domain=cfg.cluster_domain,
-    )
+    e2e_node.node_pki(cfg)
     ca = _cert(cfg.pki / "ca.crt")
     api = _cert(cfg.pki / "apiserver.crt")
     sans = api.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -61,18 +54,15 @@ def test_pki_names_and_chains(cfg: e2e_node.Config) -> None:
     assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
     _cert(cfg.pki / "front-proxy-client.crt").verify_directly_issued_by(_cert(cfg.pki / "front-proxy-ca.crt"))
     assert oct((cfg.pki / "ca.key").stat().st_mode & 0o777) == "0o600"
+    # Only the CAs may sign certificates.
+    assert ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+    assert not serving.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
 
 
 def test_pki_is_created_once(cfg: e2e_node.Config) -> None:
-    args = {
-        "node_name": cfg.node_name,
-        "node_ip": cfg.node_ip,
-        "api_service_ip": cfg.api_service_ip,
-        "cluster_domain": cfg.cluster_domain,
-    }
-    ensure_pki(cfg.pki, **args)
+    e2e_node.node_pki(cfg)
     before = {p.name: p.read_bytes() for p in cfg.pki.iterdir()}
-    ensure_pki(cfg.pki, **args)
+    e2e_node.node_pki(cfg)
     assert before == {p.name: p.read_bytes() for p in cfg.pki.iterdir()}
 
 
@@ -130,13 +120,7 @@ def test_control_plane_binds_loopback_or_the_node_address(cfg: e2e_node.Config, 
 
 
 def test_addons_render_every_placeholder(cfg: e2e_node.Config) -> None:
-    ensure_pki(
-        cfg.pki,
-        node_name=cfg.node_name,
-        node_ip=cfg.node_ip,
-        api_service_ip=cfg.api_service_ip,
-        cluster_domain=cfg.cluster_domain,
-    )
+    e2e_node.node_pki(cfg)
     values = e2e_node.addon_values(cfg)
     assert all(values.values()), values
     import string

@@ -393,7 +393,7 @@ def proof_netpol() -> None:
         kubectl("delete", "namespace", PROBE_NS, "monitoring", "--ignore-not-found", "--wait=false", check=False)
     allowed = sum(1 for p in probes() if p.allowed)
     summary = (
-        f"{len(policies)} NetworkPolicies; {len(results)} probes from real pods: "
+        f"{len(policies)} NetworkPolicies in the cluster; {len(results)} probes from real pods: "
         f"{allowed} expected to connect, {len(results) - allowed} expected blocked, {len(wrong)} wrong"
     )
     emit("netpol", summary, {"probes": results, "wrong": wrong})
