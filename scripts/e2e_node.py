@@ -172,7 +172,7 @@ def start(cfg: Config, component: str, cmd: list[str], env: dict[str, str] | Non
             start_new_session=True,
         )
     started = None
-    for _ in range(50):
+    for _attempt in range(50):
         started = start_time(proc.pid)
         if started:
             break
@@ -648,7 +648,7 @@ def import_images(cfg: Config) -> int:
     for archive in image_archives(cfg):
         # scripts/e2e/oci.sh writes the reference beside the archive (NAME_TAG.ref).
         ref_file = archive.with_suffix(".ref")
-        name, _, tag = archive.stem.rpartition("_")
+        name, _sep, tag = archive.stem.rpartition("_")
         ref = ref_file.read_text().strip() if ref_file.exists() else f"{IMAGE_PREFIX}/{name}:{tag}"
         if ref in have:
             continue
@@ -836,7 +836,7 @@ def shim_pids(cfg: Config) -> list[int]:
 def unmount_all(cfg: Config) -> None:
     """Everything the kubelet and containerd mounted under the state directory, deepest first."""
     prefix = str(cfg.state.resolve()) + "/"
-    for _ in range(3):
+    for _attempt in range(3):
         mounts = []
         for line in Path("/proc/self/mounts").read_text().splitlines():
             target = line.split()[1].replace("\\040", " ")

@@ -75,14 +75,14 @@ def runc_config(
     # Later entries win, as with a container's env over the image's.
     merged: dict[str, str] = {}
     for item in [*process.get("env", []), *env]:
-        key, _, value = item.partition("=")
+        key, _sep, value = item.partition("=")
         merged[key] = value
     process["env"] = [f"{k}={v}" for k, v in merged.items()]
     process["noNewPrivileges"] = True
     process["capabilities"] = {"bounding": [], "effective": [], "inheritable": [], "permitted": [], "ambient": []}
     linux = config.setdefault("linux", {})
     linux["namespaces"] = [ns for ns in linux.get("namespaces", []) if ns.get("type") != "network"]
-    mounts = [m for m in config.get("mounts", []) if m.get("destination") not in {dst for _, dst, _ in binds}]
+    mounts = [m for m in config.get("mounts", []) if m.get("destination") not in {bind[1] for bind in binds}]
     mounts.extend(_mount(src, dst, readonly=ro) for src, dst, ro in binds)
     config["mounts"] = mounts
     return config
@@ -98,7 +98,7 @@ def _parse_bind(spec: str) -> tuple[str, str, bool]:
 
 
 def _parse_ids(spec: str) -> tuple[int, int]:
-    uid, _, gid = spec.partition(":")
+    uid, _sep, gid = spec.partition(":")
     return int(uid), int(gid or uid)
 
 

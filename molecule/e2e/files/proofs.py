@@ -185,23 +185,23 @@ def proof_app() -> None:
     if status != 200 or b'id="root"' not in body:
         raise ProofFailed(f"GET / through the ingress returned {status}: {body[:200]!r}")
     page_ms = latency * 1000
-    status, config_js, _ = request("/config.js")
+    status, config_js, _latency = request("/config.js")
     if status != 200 or b"apiBaseUrl" not in config_js:
         raise ProofFailed(f"GET /config.js returned {status}: {config_js[:200]!r}")
-    status, body, _ = request("/api/health")
+    status, body, _latency = request("/api/health")
     health = json.loads(body) if status == 200 else {}
     if health.get("status") != "ok":
         raise ProofFailed(f"GET /api/health returned {status}: {body[:300]!r}")
     marker = f"e2e-{int(time.time() * 1000)}"
-    status, body, _ = request("/api/messages", method="POST", body={"author": "e2e", "body": marker})
+    status, body, _latency = request("/api/messages", method="POST", body={"author": "e2e", "body": marker})
     if status not in (200, 201):
         raise ProofFailed(f"POST /api/messages returned {status}: {body[:300]!r}")
-    status, body, _ = request("/api/messages")
+    status, body, _latency = request("/api/messages")
     listing = json.loads(body) if status == 200 else {}
     messages = listing.get("data", listing) if isinstance(listing, dict) else listing
     if marker not in json.dumps(messages):
         raise ProofFailed(f"the message written through POST /api/messages is not in GET /api/messages: {body[:300]!r}")
-    status, body, _ = request("/api/db")
+    status, body, _latency = request("/api/db")
     db = json.loads(body) if status == 200 else {}
     if status != 200:
         raise ProofFailed(f"GET /api/db returned {status}: {body[:300]!r}")

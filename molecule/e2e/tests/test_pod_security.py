@@ -63,12 +63,12 @@ def _status_field(host: testinfra.host.Host, name: str) -> str:
 
 def test_every_app_container_is_covered() -> None:
     """Both charts' containers are present, on at least the 2 replicas each Deployment keeps."""
-    seen = {(pod.rsplit("-", 2)[0], container) for pod, container, _, _ in CASES}
+    seen = {(pod.rsplit("-", 2)[0], container) for pod, container, _uid, _gid in CASES}
     assert {("frontend", "nginx"), ("backend", "php-fpm"), ("backend", "nginx")} <= seen, CASES
     assert len(CASES) >= 6, CASES
 
 
-@pytest.mark.parametrize(("pod", "container", "uid", "gid"), CASES, ids=[f"{p}/{c}" for p, c, _, _ in CASES])
+@pytest.mark.parametrize(("pod", "container", "uid", "gid"), CASES, ids=[f"{p}/{c}" for p, c, _uid, _gid in CASES])
 def test_container_security(pod: str, container: str, uid: int, gid: int) -> None:
     host = _host(pod, container)
     # The processes the image runs (PID 1: nginx master or php-fpm master) and a shell started by exec.
@@ -89,7 +89,7 @@ def test_container_security(pod: str, container: str, uid: int, gid: int) -> Non
 
 
 def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    pods = sorted({pod for pod, _, _, _ in CASES})
+    pods = sorted({case[0] for case in CASES})
     with capsys.disabled():
         print(
             f"\nPROOF podsecurity: {len(CASES)} containers in {len(pods)} pods checked from inside: "
