@@ -3,7 +3,7 @@
 #
 #   scripts/e2e/postgres.sh start    initialise once, start, wait until it accepts connections (idempotent)
 #   scripts/e2e/postgres.sh stop     stop the postmaster this script started (pid file); idempotent
-#   scripts/e2e/postgres.sh status   one JSON object: running, pid, listen, port, version, ...
+#   scripts/e2e/postgres.sh status   one JSON object: running, pid, listen, port, version, ...; exit 0 running, 1 not
 #
 # How it runs: the binaries stay in a debootstrapped trixie rootfs (e2e_rootfs postgres17 trixie
 # postgresql-17, cached). The postmaster runs chrooted into that rootfs as its `postgres` user (setpriv, no
@@ -183,6 +183,8 @@ print(json.dumps({
     "log": logfile,
 }))
 PY
+  # Exit status like scripts/cluster.sh status: 0 running, 1 not (Molecule's create/destroy rely on it).
+  [[ $running == true ]]
 }
 
 cmd_start() {
