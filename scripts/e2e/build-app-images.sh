@@ -328,7 +328,7 @@ test_backend() {
   db_host=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["listen"])' "$pg_json")
   # A server left listening on the e2e node's address after the node went down is unreachable here: its
   # address is gone, and a connection would leave the machine by the default route instead.
-  ip -o addr show | grep -q " $db_host/" \
+  [[ $(ip -o addr show) == *" $db_host/"* ]] \
     || die "PostgreSQL runs on $db_host, which is no address of this host (the e2e node is down): scripts/e2e/postgres.sh stop"
   pw=$(<"$THREETIER_E2E_DIR/postgres/app-password")
   app_key="base64:$(head -c 32 /dev/urandom | base64)"
