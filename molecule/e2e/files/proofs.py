@@ -366,10 +366,11 @@ def connect(namespace: str, pod: str, host: str, port: int) -> tuple[bool, float
 
 def proof_netpol() -> None:
     policies = kube_json("get", "networkpolicies", "-A")["items"]
+    plan = probes()
     pods = start_probe_pods()
     results, wrong = [], []
     try:
-        for probe in probes():
+        for probe in plan:
             host = backend_pod_ip() if probe.host.endswith("_pod") else probe.host
             namespace, pod = pods[probe.source]
             ok, seconds, err = connect(namespace, pod, host, probe.port)
@@ -391,7 +392,7 @@ def proof_netpol() -> None:
         for namespace, name in pods.values():
             kubectl("-n", namespace, "delete", "pod", name, "--ignore-not-found", "--wait=false", check=False)
         kubectl("delete", "namespace", PROBE_NS, "monitoring", "--ignore-not-found", "--wait=false", check=False)
-    allowed = sum(1 for p in probes() if p.allowed)
+    allowed = sum(1 for p in plan if p.allowed)
     summary = (
         f"{len(policies)} NetworkPolicies in the cluster; {len(results)} probes from real pods: "
         f"{allowed} expected to connect, {len(results) - allowed} expected blocked, {len(wrong)} wrong"
