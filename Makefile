@@ -73,8 +73,8 @@ bench: setup ## Time the NetworkPolicy builder on a 200-component, 1000-flow gra
 bench-converge: setup ## Time site.yml (first run, no-op re-run) against bare helm upgrade --install on fresh local clusters
 	$(ENV) && python scripts/bench_converge.py
 
-docs: setup ## Regenerate the generated parts of docs/ (architecture flow graphs, network graph page)
-	$(ENV) && python scripts/gen_docs.py && python scripts/network_graph_doc.py
+docs: setup ## Regenerate the generated docs (architecture flow graphs, network graph page, role variable tables)
+	$(ENV) && python scripts/gen_docs.py && python scripts/network_graph_doc.py && python scripts/role_docs.py
 
 ee: build ## Write the execution environment's build context (context/Containerfile); building it needs a container engine
 	$(ENV) && ansible-builder create -c context --output-filename Containerfile

@@ -55,6 +55,11 @@ def test_architecture_flow_graphs_are_generated_from_the_inventories() -> None:
     assert proc.returncode == 0, f"docs/architecture.md is stale (run scripts/gen_docs.py):\n{proc.stdout[-3000:]}"
 
 
+def test_role_variable_tables_are_generated_from_the_argument_specs() -> None:
+    result = run([sys.executable, str(ROOT / "scripts" / "role_docs.py"), "--check"], cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
 def test_architecture_has_a_drawing_per_inventory_and_the_tiers() -> None:
     text = doc_text("docs/architecture.md")
     blocks = re.findall(r"```mermaid\n(.*?)```", text, re.DOTALL)
