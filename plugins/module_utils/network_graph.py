@@ -30,7 +30,9 @@ DATABASE_KEYS = (
     "clients",
     "cidrs",
     "port",
+    "logical_backup",
 )
+LOGICAL_BACKUP_KEYS = ("enabled", "cidrs", "except", "ports")
 METADATA_NAME_LABEL = "kubernetes.io/metadata.name"
 
 # Names of the components the graph adds by itself; inventories may refer to them in flows.
@@ -38,11 +40,13 @@ DNS_COMPONENT = "kube-dns"
 SPILO_COMPONENT = "spilo"
 POOLER_COMPONENT = "pooler"
 OPERATOR_COMPONENT = "postgres-operator"
+BACKUP_COMPONENT = "logical-backup"
 RESERVED_COMPONENTS = (
     DNS_COMPONENT,
     SPILO_COMPONENT,
     POOLER_COMPONENT,
     OPERATOR_COMPONENT,
+    BACKUP_COMPONENT,
 )
 
 PATRONI_PORT = 8008
@@ -608,24 +612,58 @@ def _operator_mode(
                     cidrs=cidrs,
                 )
             )
+    # With the pooler the clients reach the pooler only: every application connection is pooled and counted
+    # there, and nothing in the app namespace can open sessions on Spilo directly.
     for client in clients:
         builder.add(
             Edge(
                 client.name,
                 (postgres,),
                 f"database.clients ({client.name})",
-                target=SPILO_COMPONENT,
+                target=POOLER_COMPONENT if pooler else SPILO_COMPONENT,
             )
         )
-        if pooler:
-            builder.add(
-                Edge(
-                    client.name,
-                    (postgres,),
-                    f"database.clients ({client.name})",
-                    target=POOLER_COMPONENT,
-                )
-            )
+    _logical_backup(builder, database, namespace, cluster, postgres, (cidrs, api_ports))
+
+
+def _logical_backup(
+    builder: _Builder,
+    database: Mapping[str, Any],
+    namespace: str,
+    cluster: str,
+    postgres: Port,
+    api_server: tuple[tuple[str, ...], tuple[Port, ...]],
+) -> None:
+    """The operator's logical backup pods: pg_dumpall from Spilo, the API server (dump.sh looks its target pod
+    up there), and the object store the dumps go to."""
+    spec = _mapping(database.get("logical_backup"), "database.logical_backup")
+    _known_keys(spec, LOGICAL_BACKUP_KEYS, "database.logical_backup")
+    if not _bool(spec.get("enabled", False), "database.logical_backup.enabled"):
+        return
+    where = "database.logical_backup"
+    if not spec.get("cidrs"):
+        raise _fail(
+            f"{where}.cidrs",
+            "is empty while logical backups are enabled: list the CIDRs of the S3 endpoint the dumps go to"
+            " (for AWS, the region's S3 prefix list)",
+        )
+    cidrs = _cidrs(spec["cidrs"], f"{where}.cidrs")
+    excepts = _excepts(spec.get("except"), cidrs, f"{where}.except")
+    ports = _ports(spec.get("ports", [443]), "TCP", f"{where}.ports")
+    _check_cidr_ports(ports, f"{where}.ports")
+    _remember_cidr_name(builder, cidrs, "backup-store")
+    builder.components[BACKUP_COMPONENT] = Component(
+        BACKUP_COMPONENT,
+        namespace,
+        (("application", "spilo-logical-backup"), ("cluster-name", cluster)),
+        builtin=True,
+    )
+    api_cidrs, api_ports = api_server
+    builder.add(Edge(BACKUP_COMPONENT, (postgres,), "database: logical backup from Spilo", target=SPILO_COMPONENT))
+    builder.add(Edge(BACKUP_COMPONENT, api_ports, "database: logical backup finds its pod", cidrs=api_cidrs))
+    builder.add(
+        Edge(BACKUP_COMPONENT, ports, "database: logical backup to the object store", cidrs=cidrs, excepts=excepts)
+    )
 
 
 def _external_mode(builder: _Builder, database: Mapping[str, Any], mode: str, port: int) -> None:

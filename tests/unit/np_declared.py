@@ -8,7 +8,9 @@ included, straight from docs/interfaces.md and the issue:
   cache) on UDP and TCP ``dns.port``;
 - operator mode: Spilo <-> Spilo on the database port and 8008, Spilo -> API server CIDRs x ports, pooler -> Spilo,
   operator -> Spilo on the database port and 8008, operator -> API server when it shares a managed namespace,
-  clients -> Spilo and pooler on the database port;
+  clients -> the pooler on the database port when there is one, else -> Spilo; with logical_backup enabled the
+  backup pods (application=spilo-logical-backup) -> Spilo on the database port, -> the API server and -> the
+  backup store's CIDRs (minus except) on its ports (443 by default);
 - rds/external mode: clients -> database CIDRs on the database port.
 
 Namespaces holding a managed component get default-deny; anything else is unconstrained. So a connection is
@@ -134,7 +136,7 @@ class Declared:
         api_ports = [("TCP", p, p) for p in api.get("ports", [443, 6443])]
         self._allow("spilo", "spilo", (), [("TCP", port, port), ("TCP", 8008, 8008)])
         self._allow("spilo", None, api_networks, api_ports)
-        targets = ["spilo"]
+        target = "spilo"
         if database.get("pooler", True):
             self.components["pooler"] = Comp(
                 namespace,
@@ -145,7 +147,7 @@ class Declared:
                 True,
             )
             self._allow("pooler", "spilo", (), [("TCP", port, port)])
-            targets.append("pooler")
+            target = "pooler"
         if database.get("operator_namespace"):
             operator_namespace = database["operator_namespace"]
             shares = operator_namespace in {c.namespace for c in self.components.values() if c.managed}
@@ -160,8 +162,16 @@ class Declared:
             if shares:
                 self._allow("postgres-operator", None, api_networks, api_ports)
         for client in clients:
-            for target in targets:
-                self._allow(client, target, (), [("TCP", port, port)])
+            self._allow(client, target, (), [("TCP", port, port)])
+        backup = database.get("logical_backup") or {}
+        if backup.get("enabled"):
+            labels = (("application", "spilo-logical-backup"), ("cluster-name", cluster))
+            self.components["logical-backup"] = Comp(namespace, labels, True)
+            self._allow("logical-backup", "spilo", (), [("TCP", port, port)])
+            self._allow("logical-backup", None, api_networks, api_ports)
+            store = tuple(ipaddress.ip_network(c) for c in backup["cidrs"])
+            holes = tuple(ipaddress.ip_network(c) for c in backup.get("except") or [])
+            self._allow("logical-backup", None, store, [("TCP", p, p) for p in backup.get("ports", [443])], holes)
 
     def _dns(self, graph: Mapping[str, Any]) -> None:
         dns = graph.get("dns") or {}

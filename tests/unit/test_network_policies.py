@@ -222,16 +222,52 @@ def test_operator_next_to_spilo_gets_its_own_policy(reference_graph: Graph) -> N
     assert "ingress" not in operator
 
 
-def test_clients_reach_spilo_and_pooler_in_operator_mode(
+def test_clients_reach_the_pooler_only_in_operator_mode(
     reference_graph: Graph,
 ) -> None:
-    egress = by_name(network_policies(reference_graph))["threetier-backend"]["spec"]["egress"]
+    policies = by_name(network_policies(reference_graph))
+    egress = policies["threetier-backend"]["spec"]["egress"]
+    assert {"to": [pods(POOLER, "threetier-db")], "ports": tcp(5432)} in egress
+    assert rules_with(egress, "to", pods(SPILO, "threetier-db")) == []
+    assert policies["threetier-pooler"]["spec"]["ingress"] == [
+        {"from": [pods(BACKEND, "threetier")], "ports": tcp(5432)}
+    ]
+    assert rules_with(policies["threetier-spilo"]["spec"]["ingress"], "from", pods(BACKEND, "threetier")) == []
+
+
+BACKUP = {"application": "spilo-logical-backup", "cluster-name": "acid-threetier"}
+
+
+def test_logical_backup_pods_reach_spilo_the_api_server_and_the_store(reference_graph: Graph) -> None:
+    reference_graph["database"]["logical_backup"] = {
+        "enabled": True,
+        "cidrs": ["0.0.0.0/0"],
+        "except": ["169.254.169.254/32"],
+    }
+    policies = by_name(network_policies(reference_graph))
+    backup = policies["threetier-logical-backup"]["spec"]
+    assert backup["podSelector"] == {"matchLabels": BACKUP}
+    assert rules_with(backup["egress"], "to", pods(SPILO)) == [tcp(5432)]
     assert {
-        "to": [pods(POOLER, "threetier-db"), pods(SPILO, "threetier-db")],
-        "ports": tcp(5432),
-    } in egress
-    ingress = by_name(network_policies(reference_graph))["threetier-pooler"]["spec"]["ingress"]
-    assert ingress == [{"from": [pods(BACKEND, "threetier")], "ports": tcp(5432)}]
+        "to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}, {"ipBlock": {"cidr": "127.0.0.1/32"}}],
+        "ports": tcp(443, 6443),
+    } in backup["egress"]
+    assert {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}], "ports": tcp(443)} in backup[
+        "egress"
+    ]
+    assert "ingress" not in backup
+    assert tcp(5432) in rules_with(policies["threetier-spilo"]["spec"]["ingress"], "from", pods(BACKUP))
+
+
+def test_logical_backup_off_adds_nothing(reference_graph: Graph) -> None:
+    reference_graph["database"]["logical_backup"] = {"enabled": False, "cidrs": ["10.0.0.0/8"]}
+    assert "threetier-logical-backup" not in by_name(network_policies(reference_graph))
+
+
+def test_logical_backup_needs_the_store_cidrs(reference_graph: Graph) -> None:
+    reference_graph["database"]["logical_backup"] = {"enabled": True}
+    with pytest.raises(AnsibleFilterError, match=r"database\.logical_backup\.cidrs: is empty"):
+        network_policies(reference_graph)
 
 
 def test_without_pooler_clients_reach_spilo_only(reference_graph: Graph) -> None:
@@ -530,7 +566,7 @@ def test_network_flows_lists_built_in_and_declared_flows(
 ) -> None:
     flows = network_flows(reference_graph)
     origins = {(f["from"], f["to"], f["origin"]) for f in flows}
-    assert ("backend", "spilo", "database.clients (backend)") in origins
+    assert ("backend", "pooler", "database.clients (backend)") in origins
     assert ("spilo", "kube-dns", "dns") in origins
     assert ("ingress", "frontend", "flows[0] (ingress -> frontend)") in origins
     api = next(f for f in flows if f["origin"] == "database: Patroni leader lock in the API server")

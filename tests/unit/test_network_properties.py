@@ -117,6 +117,9 @@ def database(draw: st.DrawFn, managed: list[str]) -> dict[str, Any] | None:
     operator_namespace = draw(st.sampled_from([None, "ops", "data"]))
     if operator_namespace:
         spec["operator_namespace"] = operator_namespace
+    if draw(st.booleans()):
+        store = draw(st.lists(st.sampled_from(CIDR_POOL), min_size=1, max_size=2, unique=True))
+        spec["logical_backup"] = {"enabled": draw(st.booleans()), "cidrs": store, "ports": [draw(port_numbers)]}
     return spec
 
 
@@ -156,6 +159,8 @@ def graphs(draw: st.DrawFn) -> Graph:
         is_managed["spilo"] = True
         if db["pooler"]:
             is_managed["pooler"] = True
+        if db.get("logical_backup", {}).get("enabled"):
+            is_managed["logical-backup"] = True
     names = sorted(is_managed)
     flows = []
     for _flow in range(draw(st.integers(1, 8))):
