@@ -37,11 +37,12 @@ e2e-setup: ## Install the e2e tier's Debian packages and build its Go tools (kub
 e2e-images: e2e-setup ## Build the e2e tier's images without Docker (system add-ons, example app, toolbox)
 	$(ENV) && scripts/e2e/build-images.sh
 
-e2e-up: e2e-images ## Start the real node with its add-ons and PostgreSQL 17 (kept until e2e-down)
-	$(ENV) && scripts/e2e-cluster.sh up && E2E_PG_LISTEN=$${THREETIER_E2E_NODE_IP:-10.213.0.1} E2E_PG_CLIENT_CIDR=10.244.0.0/16 scripts/e2e/postgres.sh start
+e2e-up: e2e-images ## Start the real node with its add-ons, PostgreSQL 17 and moto's S3 (kept until e2e-down)
+	$(ENV) && scripts/e2e-cluster.sh up && E2E_PG_LISTEN=$${THREETIER_E2E_NODE_IP:-10.213.0.1} E2E_PG_CLIENT_CIDR=10.244.0.0/16 scripts/e2e/postgres.sh start \
+	  && E2E_S3_LISTEN=$${THREETIER_E2E_NODE_IP:-10.213.0.1} scripts/e2e/s3.sh start
 
-e2e-down: ## Stop the real node and PostgreSQL, removing every trace
-	$(ENV) && scripts/e2e-cluster.sh down && scripts/e2e/postgres.sh stop
+e2e-down: ## Stop the real node, PostgreSQL and moto's S3, removing every trace
+	$(ENV) && scripts/e2e-cluster.sh down && scripts/e2e/postgres.sh stop && scripts/e2e/s3.sh stop
 
 demo: setup ## Start the local cluster and run site.yml -i inventories/local against it
 	$(ENV) && scripts/demo.sh

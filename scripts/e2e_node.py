@@ -299,6 +299,39 @@ def ensure_node_link(cfg: Config) -> None:
     run(["ip", "link", "set", cfg.node_link, "up"])
 
 
+NETNS_DIR = Path("/run/netns")
+
+
+def is_mount_point(path: Path) -> bool:
+    target = str(path)
+    return any(line.split()[4] == target for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+def ensure_netns_mount(cfg: Config) -> None:
+    """Make /run/netns a shared bind mount of itself before the first pod, as `ip netns add` would.
+
+    CNI keeps each pod's network namespace as an nsfs mount under /run/netns. The first `ip netns add` on
+    the host (a test's private namespace, an administrator's) bind-mounts /run/netns onto itself; when that
+    happens while pods exist, their nsfs mounts end up under the lower copy, containerd can no longer
+    unmount them, and a deleted pod stays Terminating for ever ("remove netns: device or resource busy").
+    Doing it first, and recording it so `down` undoes it, keeps every later mount on the same layer.
+    """
+    if is_mount_point(NETNS_DIR):
+        return
+    NETNS_DIR.mkdir(parents=True, exist_ok=True)
+    run(["mount", "--bind", str(NETNS_DIR), str(NETNS_DIR)])
+    run(["mount", "--make-shared", str(NETNS_DIR)])
+    (cfg.state / "netns-mount").write_text("created by up\n")
+
+
+def release_netns_mount(cfg: Config) -> None:
+    """Undo ensure_netns_mount when `up` made the mount and no network namespace is left under it."""
+    marker = cfg.state / "netns-mount"
+    if marker.exists() and is_mount_point(NETNS_DIR) and not any(NETNS_DIR.iterdir()):
+        run(["umount", str(NETNS_DIR)], check=False)
+    marker.unlink(missing_ok=True)
+
+
 # --- configuration files ----------------------------------------------------------------------------------
 
 
@@ -703,6 +736,71 @@ def wait_addons(cfg: Config, timeout: int) -> None:
     )
 
 
+# Static local volumes for the operator's PostgreSQL instances (two for the cluster, two for the restore
+# drill's cluster, spares for a rescheduled pod). No provisioner: the StorageClass binds a claim to one of these
+# when its pod is scheduled; a released volume is not reused, `down` deletes the directories with the state.
+LOCAL_VOLUMES = 6
+LOCAL_VOLUME_SIZE = "2Gi"
+STORAGE_CLASS = "local"
+
+
+def local_storage_manifests(cfg: Config) -> list[dict[str, object]]:
+    """The default StorageClass and one local PersistentVolume per directory under the state dir."""
+    root = cfg.state / "volumes"
+    docs: list[dict[str, object]] = [
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": STORAGE_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": "kubernetes.io/no-provisioner",
+            # Bind when the pod is scheduled, so the volume's node and the pod's node agree.
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Retain",
+        }
+    ]
+    for index in range(LOCAL_VOLUMES):
+        path = root / f"pv-{index}"
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"e2e-local-{index}", "labels": {"threetier.e2e/volume": "local"}},
+                "spec": {
+                    "capacity": {"storage": LOCAL_VOLUME_SIZE},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": STORAGE_CLASS,
+                    "local": {"path": str(path)},
+                    "nodeAffinity": {
+                        "required": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [cfg.node_name]}
+                                    ]
+                                }
+                            ]
+                        }
+                    },
+                },
+            }
+        )
+    return docs
+
+
+def local_storage(cfg: Config) -> None:
+    """Create the volumes' directories (a local PersistentVolume needs its path), then the objects."""
+    docs = local_storage_manifests(cfg)
+    for doc in docs:
+        if doc["kind"] == "PersistentVolume":
+            Path(doc["spec"]["local"]["path"]).mkdir(parents=True, exist_ok=True)  # type: ignore[index]
+    kubectl(cfg, "apply", "-f", "-", stdin="\n---\n".join(json.dumps(d) for d in docs), timeout=60)
+    log(f"storage: StorageClass {STORAGE_CLASS} (default), {LOCAL_VOLUMES} local volumes under {cfg.state / 'volumes'}")
+
+
 def bootstrap_rbac(cfg: Config) -> None:
     """The API server's kubelet client may use the kubelet API (logs, exec, metrics proxy)."""
     binding = {
@@ -734,6 +832,7 @@ def up(cfg: Config, timeout: int, addons: bool) -> None:
     cfg.state.mkdir(parents=True, exist_ok=True)
     pins = versions()
     ensure_node_link(cfg)
+    ensure_netns_mount(cfg)
     set_sysctls(cfg)
     node_pki(cfg)
     write_kubeconfig(cfg, "admin", "admin")
@@ -765,6 +864,7 @@ def up(cfg: Config, timeout: int, addons: bool) -> None:
     start(cfg, "kube-proxy", cmds["kube-proxy"], env=path_env)
     wait_until("kube-proxy", lambda: kube_proxy_healthy(cfg), 60, cfg, "kube-proxy")
     wait_until(f"node {cfg.node_name} Ready", lambda: node_ready(cfg), timeout, cfg, "kubelet")
+    local_storage(cfg)
     if addons:
         apply_addons(cfg)
         wait_addons(cfg, timeout)
@@ -927,6 +1027,7 @@ def down(cfg: Config) -> None:
     for link in (cfg.cni_bridge, cfg.node_link):
         if link_exists(link):
             run(["ip", "link", "delete", link], check=False)
+    release_netns_mount(cfg)
     restore_sysctls(cfg)
     keep = cfg.e2e / "logs-last"
     shutil.rmtree(keep, ignore_errors=True)

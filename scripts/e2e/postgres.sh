@@ -4,6 +4,7 @@
 #   scripts/e2e/postgres.sh start    initialise once, start, wait until it accepts connections (idempotent)
 #   scripts/e2e/postgres.sh stop     stop the postmaster this script started (pid file); idempotent
 #   scripts/e2e/postgres.sh status   one JSON object: running, pid, listen, port, version, ...; exit 0 running, 1 not
+#   scripts/e2e/postgres.sh reset    drop and recreate database `app` (sessions are terminated): a fresh schema
 #
 # How it runs: the binaries stay in a debootstrapped trixie rootfs (e2e_rootfs postgres17 trixie
 # postgresql-17, cached). The postmaster runs chrooted into that rootfs as its `postgres` user (setpriv, no
@@ -257,6 +258,19 @@ SQL
   cmd_status
 }
 
+cmd_reset() {
+  local pid root
+  pid=$(pg_running_pid)
+  [[ -n $pid ]] || die "not running: start it first"
+  root="$THREETIER_E2E_DIR/rootfs/postgres17"
+  read -r _ port < "$PG_LISTENFILE"
+  pg_enter "$root" "$pid" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$IN_RUN" -p "$port" -U postgres -d postgres <<SQL
+DROP DATABASE IF EXISTS app WITH (FORCE);
+CREATE DATABASE app OWNER app;
+SQL
+  log "database app dropped and recreated (empty)"
+}
+
 cmd_stop() {
   local pid
   pid=$(pg_running_pid)
@@ -280,5 +294,6 @@ case ${1:-} in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) die "usage: $0 start|stop|status" ;;
+  reset) cmd_reset ;;
+  *) die "usage: $0 start|stop|status|reset" ;;
 esac

@@ -133,3 +133,25 @@ def test_addons_render_every_placeholder(cfg: e2e_node.Config) -> None:
             for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
                 assert container["image"].startswith(e2e_node.IMAGE_PREFIX + "/"), (name, container["image"])
                 assert container.get("imagePullPolicy") == "IfNotPresent", (name, container["name"])
+
+
+def test_local_storage_is_default_node_bound_and_kept(cfg: e2e_node.Config) -> None:
+    """The operator's volume claims name no StorageClass: the default one binds them to this node's
+    directories, only once the pod is scheduled, and never deletes data behind a released claim."""
+    docs = e2e_node.local_storage_manifests(cfg)
+    classes = [d for d in docs if d["kind"] == "StorageClass"]
+    volumes = [d for d in docs if d["kind"] == "PersistentVolume"]
+    assert len(classes) == 1
+    storage_class = classes[0]
+    assert storage_class["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
+    # Two for the cluster, two for a recreated one (the backup proof), spares.
+    assert len(volumes) >= 4
+    for volume in volumes:
+        spec = volume["spec"]
+        assert spec["storageClassName"] == storage_class["metadata"]["name"]
+        assert spec["persistentVolumeReclaimPolicy"] == "Retain"
+        assert Path(spec["local"]["path"]).is_relative_to(cfg.state)
+        term = spec["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+        assert term == {"key": "kubernetes.io/hostname", "operator": "In", "values": [cfg.node_name]}
+    assert len({v["spec"]["local"]["path"] for v in volumes}) == len(volumes)

@@ -3,14 +3,15 @@ what it measured (one ``PROOF <name>: ...`` summary line, then a JSON document) 
 promise does not hold.
 
     proofs.py app        1. the ingress serves the SPA on / and Laravel on /api, which reads and writes PostgreSQL
-    proofs.py netpol     2. declared flows connect, undeclared ones are blocked (probed from real pods)
+    proofs.py netpol     2. declared flows connect, undeclared ones are blocked (probed from real pods); the
+                            database's flows are db_proofs.py dbnetpol
     proofs.py rollout    3. image-tag upgrade under load: 0 failed; Recreate as the control: > 0 failed
     proofs.py hpa        4. CPU load scales the backend up from 2 and back down
     proofs.py pdb        5. a drain that would break minAvailable is refused
     proofs.py graceful   6. slow requests in flight on a deleted pod complete
 
 Configuration comes from the environment the Molecule playbooks set: KUBECONFIG, E2E_INGRESS_URL,
-E2E_HOST, E2E_NAMESPACE, E2E_TOOLBOX_IMAGE, E2E_NODE_IP, E2E_DB_PORT, E2E_PROJECT (repo root), E2E_VARS (the
+E2E_HOST, E2E_NAMESPACE, E2E_TOOLBOX_IMAGE, E2E_NODE_IP, E2E_PROJECT (repo root), E2E_VARS (the
 scenario's vars.yml).
 """
 
@@ -37,7 +38,6 @@ INGRESS = urllib.parse.urlsplit(os.environ.get("E2E_INGRESS_URL", "http://127.0.
 HOST = os.environ.get("E2E_HOST", "threetier.localtest.me")
 TOOLBOX = os.environ.get("E2E_TOOLBOX_IMAGE", "localhost/threetier-e2e/toolbox:trixie")
 NODE_IP = os.environ.get("E2E_NODE_IP", "10.213.0.1")
-DB_PORT = int(os.environ.get("E2E_DB_PORT", "5432"))
 PROBE_NS = "e2e-probe"
 
 
@@ -270,10 +270,8 @@ def probes() -> list[Probe]:
         # Declared in threetier_network: each must connect.
         Probe("ingress -> frontend:80", "ingress", frontend, 80, True),
         Probe("ingress -> backend:80", "ingress", backend, 80, True),
-        Probe("backend -> database (node:5432)", "backend", NODE_IP, DB_PORT, True),
         Probe("prometheus -> backend:9090 (metrics)", "prometheus", backend + "_pod", 9090, True),
         # Not declared: each must be blocked ...
-        Probe("frontend -> database (node:5432)", "frontend", NODE_IP, DB_PORT, False),
         Probe("backend -> frontend:80", "backend", frontend, 80, False),
         Probe("other namespace -> backend:80", "other-namespace", backend, 80, False),
         Probe("backend -> node:10250 (arbitrary egress)", "backend", NODE_IP, 10250, False),
@@ -281,7 +279,6 @@ def probes() -> list[Probe]:
         # ... while the same targets answer where the graph allows it (the controls: each blocked target is
         # shown reachable, so "blocked" means the policy, not a dead target; frontend:80 is covered by
         # ingress -> frontend above).
-        Probe("control: other namespace -> database (node:5432)", "other-namespace", NODE_IP, DB_PORT, True),
         Probe("control: other namespace -> node:10250", "other-namespace", NODE_IP, 10250, True),
         Probe("control: ingress -> backend:80 (same target as the blocked ones)", "ingress", backend, 80, True),
     ]
