@@ -461,7 +461,7 @@ test_pooler() {
   else
     bad "prepared statements handled by the pooler" "binds ${st[total_bind_count]:-?}, server parses ${st[total_server_parse_count]:-?}, servers $servers"
   fi
-  NOTE[pgbouncer]="pgbench -M prepared via transaction pooling: 8 clients on $servers server connections, 15 s, $tps tps, $failed failed; parses client/server ${st[total_client_parse_count]:-?}/${st[total_server_parse_count]:-?}"
+  NOTE[pgbouncer]="pgbench -M prepared via transaction pooling: 8 clients on $servers server connections, 15 s, ${tps%.*} tps, $failed failed; parses client/server ${st[total_client_parse_count]:-?}/${st[total_server_parse_count]:-?}, binds ${st[total_bind_count]:-?}"
 }
 
 # ---------------------------------------------------------------------------------------------- logical backup
@@ -505,7 +505,7 @@ test_backup() {
   # wait_for_pg) and variables, sourced from the unchanged /dump.sh; only its pod search is left out.
   # shellcheck disable=SC2016 # runs in the container
   local backup_sh='set -euo pipefail
-    test "$(id -u):$(id -g)" = 101:103
+    if [[ "$(id -u):$(id -g)" != 101:103 ]]; then echo "runs as $(id -u):$(id -g)" >&2; exit 3; fi
     if touch /probe 2>/dev/null; then echo "the root filesystem is writable" >&2; exit 3; fi
     source <(sed -n -e "/^ALL_DB_SIZE_QUERY=/,/^ERRORCOUNT=/p" -e "/^LOGICAL_BACKUP_PROVIDER=/,/^LOGICAL_BACKUP_S3_RETENTION_TIME=/p" \
       -e "/^function estimate_size/,/^function get_pods/{/^function get_pods/!p}" -e "/^function wait_for_pg/,/^}/p" /dump.sh)
@@ -524,15 +524,11 @@ test_backup() {
   listing=$(grep -E 'logical_backups/[0-9]+\.sql\.gz$' "$RUN_DIR/backup.log" || true)
   key=$(awk '{print $4}' <<< "$listing" | tail -n1)
   size=$(awk '{print $3}' <<< "$listing" | tail -n1)
+  # The job itself fails (exit 3) when it can write to its root filesystem or does not run as 101:103.
   if [[ $rc -eq 0 && -n $key ]]; then
-    ok "pg_dumpall | pigz | aws s3 cp as 101:103" "s3://$S3_BUCKET/$key, $size B in $t_dump s"
+    ok "pg_dumpall | pigz | aws s3 cp, 101:103, ro root" "s3://$S3_BUCKET/$key, $size B in $t_dump s"
   else
-    abort "pg_dumpall | pigz | aws s3 cp as 101:103" "exit $rc: $(tail -n 4 "$RUN_DIR/backup.log" | tr '\n' ' ' | head -c 300)"
-  fi
-  if find "$RUN_DIR/backup-tmp-1" -mindepth 1 | grep -q .; then
-    ok "the job wrote only to /tmp" "$(find "$RUN_DIR/backup-tmp-1" -mindepth 1 -maxdepth 2 -printf '%P ' | head -c 120)"
-  else
-    ok "the job wrote only to /tmp" "(nothing left in /tmp; the root filesystem is read-only)"
+    abort "pg_dumpall | pigz | aws s3 cp, 101:103, ro root" "exit $rc: $(tail -n 4 "$RUN_DIR/backup.log" | tr '\n' ' ' | head -c 300)"
   fi
 
   # A fresh PostgreSQL 17 from the Spilo image (as 101, on /tmp) to restore into.
@@ -566,29 +562,33 @@ test_backup() {
   [[ $rc -eq 0 ]] || bad "download and restore" "exit $rc: $(tail -n 3 "$RUN_DIR/backup-restore.log" | tr '\n' ' ')"
   expect "restored into a fresh PostgreSQL, row read back" "$TOKEN" "$row"
   printf '      restore: %s\n' "${errors:-?}" | cut -c1-220
-  NOTE[logical-backup]="replica dumped as 101:103 (read-only root): $size B gzip on S3 in $t_dump s; restored, row read back; restore errors ${errors%% *}"
+  NOTE[logical-backup]="replica dumped as 101:103 (read-only root): $size B gzip on S3 in $t_dump s; restored into a fresh PostgreSQL, row read back; restore errors: ${errors:-?}"
 }
 
 # ---------------------------------------------------------------------------------------------- main
 
+# image_table / summary_line: size of each archive, the time of this run's build step and that of the last
+# build that produced a new archive (a cold one if nothing was cached).
+build_times() {
+  local this=${BUILD_SECONDS[$1]:-} last
+  last=$(cat "$BUILD/$1.seconds" 2>/dev/null || echo '?')
+  printf '%s\n' "${this:+build step $this s, }last new archive in $last s"
+}
+
 image_table() {
-  local name tag archive took
-  printf '%-50s %8s %10s\n' IMAGE SIZE BUILD
+  local name tag archive
   for name in postgres-operator pgbouncer logical-backup "$SPILO_IMAGE"; do
-    tag=$OPERATOR_TAG
-    [[ $name != "$SPILO_IMAGE" ]] || tag=$SPILO_VERSION
+    tag=$(image_tag "$name")
     archive="$THREETIER_E2E_DIR/images/${name}_$tag.tar"
-    took=${BUILD_SECONDS[$name]:-}
-    [[ -n $took ]] || took=$(cat "$BUILD/$name.seconds" 2>/dev/null || echo '?')
-    printf '%-50s %8s %8s s\n' "$(oci_image_ref "$name" "$tag")" "$(du -h "$archive" 2>/dev/null | cut -f1)" "$took"
+    printf '%-48s %6s  %s\n' "$(oci_image_ref "$name" "$tag")" "$(du -h "$archive" | cut -f1)" "$(build_times "$name")"
   done
 }
 
 summary_line() {
-  local name=$1 tag=$2 note=$3 archive took
-  archive="$THREETIER_E2E_DIR/images/${name}_$tag.tar"
-  took=${BUILD_SECONDS[$name]:-$(cat "$BUILD/$name.seconds" 2>/dev/null || echo '?')}
-  printf '%s:%s  %s, built in %s s  |  %s\n' "$name" "$tag" "$(du -h "$archive" | cut -f1)" "$took" "$note"
+  local name=$1 note=$2 tag
+  tag=$(image_tag "$name")
+  printf '%s:%s  %s (%s)  |  %s\n' "$name" "$tag" "$(du -h "$THREETIER_E2E_DIR/images/${name}_$tag.tar" | cut -f1)" \
+    "$(build_times "$name")" "$note"
 }
 
 db_test() {
@@ -628,10 +628,10 @@ db_test() {
   db_cleanup
   trap - EXIT INT TERM
   echo
-  summary_line postgres-operator "$OPERATOR_TAG" "${NOTE[postgres-operator]:-}"
-  summary_line pgbouncer "$OPERATOR_TAG" "${NOTE[pgbouncer]:-}"
-  summary_line logical-backup "$OPERATOR_TAG" "${NOTE[logical-backup]:-}"
-  summary_line "$SPILO_IMAGE" "$SPILO_VERSION" "${NOTE[spilo-leader]:-}, ${NOTE[spilo-replica]:-}, ${NOTE[spilo-switchover]:-}; shared_buffers ${NOTE[spilo-sb]:-?} (1 GiB limit); ${NOTE[spilo-python]:-}"
+  summary_line postgres-operator "${NOTE[postgres-operator]:-}"
+  summary_line pgbouncer "${NOTE[pgbouncer]:-}"
+  summary_line logical-backup "${NOTE[logical-backup]:-}"
+  summary_line "$SPILO_IMAGE" "${NOTE[spilo-leader]:-}, ${NOTE[spilo-replica]:-}, ${NOTE[spilo-switchover]:-}; shared_buffers ${NOTE[spilo-sb]:-?} (1 GiB limit); ${NOTE[spilo-python]:-}"
   printf '%s passed, %s failed\n' "$PASSED" "$FAILED"
   ((FAILED == 0))
 }
