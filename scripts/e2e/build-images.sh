@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds every image the e2e tier imports into its node's containerd, without Docker: the system add-ons
-# (pause, CoreDNS, kube-router, metrics-server, Traefik, toolbox) and the example application (backend,
-# backend-nginx, frontend; tags 1.0.0 and 1.0.1). Unchanged images are not rebuilt. Archives:
-# $THREETIER_E2E_DIR/images/NAME_TAG.tar.
+# (pause, CoreDNS, kube-router, metrics-server, Traefik, toolbox), the example application (backend,
+# backend-nginx, frontend; tags 1.0.0 and 1.0.1) and the postgres-operator path (operator, pgbouncer,
+# logical-backup, spilo-17). Unchanged images are not rebuilt; the app and database scripts also run their
+# images' contract tests. Archives: $THREETIER_E2E_DIR/images/NAME_TAG.tar.
 set -euo pipefail
 # shellcheck source=../env.sh
 . "$(dirname "$0")/../env.sh"
@@ -11,4 +12,5 @@ set -euo pipefail
 start=$SECONDS
 "$THREETIER_ROOT/scripts/e2e/build-system-images.sh"
 "$THREETIER_ROOT/scripts/e2e/build-app-images.sh"
+"$THREETIER_ROOT/scripts/e2e/build-db-images.sh"
 log "e2e images ready in $((SECONDS - start)) s"
