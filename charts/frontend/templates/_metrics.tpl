@@ -6,11 +6,7 @@ container port `metrics`. Pod Security `restricted`: non-root, read-only root fi
 {{- define "frontend.metricsExporterContainer" -}}
 {{- $m := .Values.metrics -}}
 - name: metrics-exporter
-  {{- if $m.image.digest }}
-  image: {{ printf "%s@%s" $m.image.repository $m.image.digest }}
-  {{- else }}
-  image: {{ printf "%s:%s" $m.image.repository $m.image.tag }}
-  {{- end }}
+  image: {{ include "common.imageRef" (dict "image" $m.image) }}
   imagePullPolicy: {{ $m.image.pullPolicy }}
   args:
     - --nginx.scrape-uri=http://127.0.0.1:{{ $m.stubStatusPort }}/stub_status
