@@ -63,21 +63,47 @@ def test_hpa_defaults(render_with: RenderWith, chart: str) -> None:
     spec = hpa["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": chart}
     assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 10)
-    targets = {m["resource"]["name"]: m["resource"]["target"] for m in spec["metrics"]}
+    assert {m["type"] for m in spec["metrics"]} == {HPA_METRIC_SOURCE[chart][0]}
+    targets = {_hpa_source(m)["name"]: _hpa_source(m)["target"] for m in spec["metrics"]}
     assert targets == {
         "cpu": {"type": "Utilization", "averageUtilization": 70},
         "memory": {"type": "Utilization", "averageUtilization": 80},
     }
+    assert {_hpa_source(m).get("container") for m in spec["metrics"]} == {HPA_METRIC_SOURCE[chart][1]}
     up, down = spec["behavior"]["scaleUp"], spec["behavior"]["scaleDown"]
+    # The seed's aggressive scale-up: 2 pods per 60 s, acted on at once (no stabilization window).
     assert up["policies"] == [{"type": "Pods", "value": 2, "periodSeconds": 60}]
     assert down["policies"] == [{"type": "Percent", "value": 25, "periodSeconds": 60}]
-    assert up["stabilizationWindowSeconds"] == 60
+    assert up["stabilizationWindowSeconds"] == 0
     assert down["stabilizationWindowSeconds"] == 300
+
+
+# The backend scales on its php-fpm container (ContainerResource), the frontend on the whole pod (Resource).
+HPA_METRIC_SOURCE = {"backend": ("ContainerResource", "php-fpm"), "frontend": ("Resource", None)}
+
+
+def _hpa_source(metric: dict[str, Any]) -> dict[str, Any]:
+    return metric["containerResource"] if metric["type"] == "ContainerResource" else metric["resource"]
+
+
+@pytest.mark.parametrize(("chart", "container"), [("backend", ""), ("backend", "nginx"), ("frontend", "nginx")])
+def test_hpa_metric_source_follows_autoscaling_container(render_with: RenderWith, chart: str, container: str) -> None:
+    render = render_with(chart, f"autoscaling.container={container}")
+    metrics = render.one("HorizontalPodAutoscaler")["spec"]["metrics"]
+    if container:
+        assert [m["type"] for m in metrics] == ["ContainerResource", "ContainerResource"]
+        assert {m["containerResource"]["container"] for m in metrics} == {container}
+        # The named container exists in the pod the HPA scales.
+        assert container in {c["name"] for c in pod_spec(render)["containers"]}
+    else:
+        assert [(m["type"], m["resource"]["name"]) for m in metrics] == [("Resource", "cpu"), ("Resource", "memory")]
 
 
 def test_hpa_metric_can_be_switched_off(render_with: RenderWith) -> None:
     hpa = render_with("frontend", "autoscaling.targetMemoryUtilizationPercentage=0").one("HorizontalPodAutoscaler")
     assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+    hpa = render_with("backend", "autoscaling.targetCPUUtilizationPercentage=0").one("HorizontalPodAutoscaler")
+    assert [m["containerResource"]["name"] for m in hpa["spec"]["metrics"]] == ["memory"]
 
 
 @pytest.mark.parametrize("chart", CHARTS)
