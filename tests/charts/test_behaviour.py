@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from chart_render import CHARTS, ENVIRONMENTS, HELMS, Render
+from chart_render import CHARTS, CHARTS_DIR, ENVIRONMENTS, HELMS, Render
 
 RenderWith = Callable[..., Render]
 Rendered = Callable[[str, str, str], Render]
@@ -233,13 +233,38 @@ def test_image_tag_defaults_to_app_version_and_digest_wins(render_with: RenderWi
 # --- Probes and graceful shutdown ------------------------------------------------------------------------
 
 
+def _handler(probe: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in probe.items() if key in ("exec", "httpGet", "tcpSocket", "grpc")}
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("chart", CHARTS)
+def test_liveness_and_readiness_are_different_checks(rendered: Rendered, chart: str, environment: str) -> None:
+    """Per container: liveness asks "is it alive", readiness "can it serve now", more often and sooner."""
+    for c in pod_spec(rendered("helm", chart, environment))["containers"]:
+        live, ready = c["livenessProbe"], c["readinessProbe"]
+        assert _handler(live) != _handler(ready), f"{c['name']}: liveness is the readiness check"
+        assert ready["periodSeconds"] < live["periodSeconds"], c["name"]
+        assert ready["initialDelaySeconds"] < live["initialDelaySeconds"], c["name"]
+        assert live["successThreshold"] == 1
+
+
 def test_frontend_probes(render_with: RenderWith) -> None:
-    nginx = container(pod_spec(render_with("frontend")), "nginx")
+    render = render_with("frontend")
+    nginx = container(pod_spec(render), "nginx")
     live, ready = nginx["livenessProbe"], nginx["readinessProbe"]
-    assert live["httpGet"] == {"path": "/healthz", "port": "http"} == ready["httpGet"]
-    assert ready["periodSeconds"] < live["periodSeconds"]
+    assert live["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert ready["httpGet"] == {"path": "/readyz", "port": "http"}
     assert (ready["periodSeconds"], live["periodSeconds"]) == (5, 20)
-    assert "location = /healthz" in config_text(render_with("frontend"), "frontend-nginx", "nginx.conf")
+    conf = config_text(render, "frontend-nginx", "nginx.conf")
+    healthz = conf[conf.index("location = /healthz") :].split("}", 1)[0]
+    assert 'return 200 "ok\\n";' in healthz, "liveness reads no file"
+    readyz = conf[conf.index("location = /readyz") :].split("}", 1)[0]
+    assert "try_files /index.html =503;" in readyz, "readiness serves the SPA's entry document"
+    # The exporter's probes: its own landing page for liveness, a scrape for readiness.
+    exporter = container(pod_spec(render), "metrics-exporter")
+    assert _handler(exporter["livenessProbe"]) == {"httpGet": {"path": "/", "port": "metrics"}}
+    assert _handler(exporter["readinessProbe"]) == {"httpGet": {"path": "/metrics", "port": "metrics"}}
 
 
 def test_backend_probes(render_with: RenderWith) -> None:
@@ -248,12 +273,19 @@ def test_backend_probes(render_with: RenderWith) -> None:
     nginx, php = container(spec, "nginx"), container(spec, "php-fpm")
     assert nginx["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert nginx["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
-    # PHP-FPM listens on 127.0.0.1 (the pool config below): a kubelet TCP probe would dial the pod IP and
-    # never succeed, so the probe connects from inside the container, to that loopback port.
-    probe_cmd = php["readinessProbe"]["exec"]["command"]
-    assert probe_cmd == php["livenessProbe"]["exec"]["command"]
-    assert probe_cmd[:2] == ["php", "-r"] and "fsockopen('127.0.0.1', 9000" in probe_cmd[2]
-    assert "tcpSocket" not in php["readinessProbe"] and "tcpSocket" not in php["livenessProbe"]
+    # PHP-FPM listens on 127.0.0.1 (the pool config below): a kubelet TCP or HTTP probe would dial the pod IP
+    # and never succeed, so both probes run inside the container, on that loopback port.
+    live = php["livenessProbe"]["exec"]["command"]
+    assert live[:2] == ["php", "-r"] and "fsockopen('127.0.0.1', 9000" in live[2]
+    ready = php["readinessProbe"]["exec"]["command"]
+    # A FastCGI request for the ping path; the script gives up 500 ms before the probe's 2 s timeout.
+    assert ready == ["php", "/etc/threetier/fpm-ping.php", "127.0.0.1", "9000", "/fpm-ping", "pong", "1500"]
+    mount = next(m for m in php["volumeMounts"] if m["mountPath"] == "/etc/threetier/fpm-ping.php")
+    assert (mount["subPath"], mount.get("readOnly")) == ("fpm-ping.php", True)
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert volume["configMap"]["name"] == "backend-probes"
+    script = config_text(render, "backend-probes", "fpm-ping.php")
+    assert script == (CHARTS_DIR / "backend" / "files" / "fpm-ping.php").read_text(encoding="utf-8")
     for c in (nginx, php):
         assert c["readinessProbe"]["periodSeconds"] < c["livenessProbe"]["periodSeconds"]
         assert c["readinessProbe"]["initialDelaySeconds"] < c["livenessProbe"]["initialDelaySeconds"]
@@ -262,11 +294,16 @@ def test_backend_probes(render_with: RenderWith) -> None:
     readyz = conf[conf.index("location = /readyz") :].split("}", 1)[0]
     assert "fastcgi_param SCRIPT_NAME /fpm-ping;" in readyz
     assert "fastcgi_pass php_fpm;" in readyz
+    livez = conf[conf.index("location = /livez") :].split("}", 1)[0]
+    assert "fastcgi_pass" not in livez, "nginx's liveness never depends on PHP-FPM"
     pool = config_text(render, "backend-php-fpm", "zz-threetier.conf")
-    assert "ping.path = /fpm-ping" in pool
+    assert "ping.path = /fpm-ping" in pool and "ping.response = pong" in pool
     assert "pm.status_path = /fpm-status" in pool
     assert "listen = 127.0.0.1:9000" in pool
     assert "server 127.0.0.1:9000;" in conf
+    # The script's deadline follows the probe's timeout.
+    slower = render_with("backend", "phpfpm.readinessProbe.timeoutSeconds=5")
+    assert container(pod_spec(slower), "php-fpm")["readinessProbe"]["exec"]["command"][-1] == "4500"
 
 
 def _prestop_sleep(c: dict[str, Any]) -> int:

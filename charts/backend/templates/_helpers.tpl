@@ -200,9 +200,26 @@ spec:
 {{- end }}
 
 {{/*
-The PHP-FPM probes: a TCP connect to the FastCGI port on the container's loopback, by the image's PHP CLI
-(the images have no cgi-fcgi; PHP starts in milliseconds).
+Liveness of the php-fpm container: a TCP connect to the FastCGI port on the container's loopback, by the
+image's PHP CLI (the images have no cgi-fcgi; PHP starts in milliseconds). The kernel completes the
+connection while the master process holds the socket, even when every worker is busy: an overloaded PHP-FPM
+stays alive (readiness takes it out of the Service), a dead or wedged one is restarted.
 */}}
-{{- define "backend.phpfpmProbeCommand" -}}
+{{- define "backend.phpfpmLivenessCommand" -}}
 {{- list "php" "-r" (printf "exit(@fsockopen('127.0.0.1', %d, $e, $s, 1) ? 0 : 1);" (int .Values.phpfpm.port)) | toJson }}
+{{- end }}
+
+{{/* Where the php-fpm container finds files/fpm-ping.php, its readiness probe (ConfigMap <name>-probes). */}}
+{{- define "backend.fpmPingScript" -}}
+/etc/threetier/fpm-ping.php
+{{- end }}
+
+{{/*
+Readiness of the php-fpm container: files/fpm-ping.php sends one FastCGI request for ping.path and wants
+ping.response back, i.e. a worker takes a request now. It gives up half a second before the kubelet's
+timeoutSeconds, so the probe's event says why rather than "timed out".
+*/}}
+{{- define "backend.phpfpmReadinessCommand" -}}
+{{- $timeoutMs := max 500 (sub (mul (int .Values.phpfpm.readinessProbe.timeoutSeconds) 1000) 500) }}
+{{- list "php" (include "backend.fpmPingScript" .) "127.0.0.1" (toString (int .Values.phpfpm.port)) .Values.phpfpm.pingPath "pong" (toString $timeoutMs) | toJson }}
 {{- end }}
