@@ -122,21 +122,62 @@ def test_grace_period_is_60_seconds(render_with: RenderWith, chart: str) -> None
 def test_frontend_resources(render_with: RenderWith) -> None:
     nginx = container(pod_spec(render_with("frontend")), "nginx")
     assert nginx["resources"] == {
-        "requests": {"cpu": "100m", "memory": "128Mi"},
-        "limits": {"cpu": "500m", "memory": "256Mi"},
+        "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "320Mi"},
     }
 
 
 def test_backend_resources(render_with: RenderWith) -> None:
     spec = pod_spec(render_with("backend"))
     assert container(spec, "php-fpm")["resources"] == {
-        "requests": {"cpu": "250m", "memory": "256Mi"},
-        "limits": {"cpu": "1000m", "memory": "512Mi"},
+        "requests": {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "128Mi"},
+        "limits": {"cpu": "1000m", "memory": "512Mi", "ephemeral-storage": "512Mi"},
     }
     assert container(spec, "nginx")["resources"] == {
-        "requests": {"cpu": "100m", "memory": "128Mi"},
-        "limits": {"cpu": "500m", "memory": "256Mi"},
+        "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "512Mi"},
     }
+
+
+MIB = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "K": 1000 / 1024**2, "M": 1000**2 / 1024**2, "G": 1000**3 / 1024**2}
+# Headroom for each container's own log files, which the kubelet counts as that container's ephemeral storage.
+LOG_HEADROOM_MIB = 64
+
+
+def mebibytes(quantity: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)([KMG]i?)?", str(quantity))
+    assert match, quantity
+    return float(match.group(1)) * (MIB[match.group(2)] if match.group(2) else 1 / 1024**2)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("chart", CHARTS)
+def test_ephemeral_storage_covers_every_emptydir(rendered: Rendered, chart: str, environment: str) -> None:
+    """Containers writing to an emptyDir request and limit ephemeral-storage, and the limits add up.
+
+    The kubelet evicts a pod whose emptyDirs and logs exceed the sum of its containers' limits: with that sum
+    above every sizeLimit plus each container's logs, an overflowing emptyDir (its own sizeLimit) is the only
+    storage eviction a pod can meet, and its message names the volume.
+    """
+    for doc in rendered("helm", chart, environment).docs:
+        spec = (doc.get("spec") or {}).get("template", {}).get("spec") or (
+            doc["spec"] if doc["kind"] == "Pod" else None
+        )
+        if not spec:
+            continue
+        empty_dirs = {
+            v["name"]: mebibytes(v["emptyDir"]["sizeLimit"]) for v in spec.get("volumes", []) if "emptyDir" in v
+        }
+        containers = spec["containers"]
+        for c in spec.get("initContainers", []) + containers:
+            writes = [m["name"] for m in c.get("volumeMounts", []) if m["name"] in empty_dirs and not m.get("readOnly")]
+            if writes:
+                for bound in ("requests", "limits"):
+                    assert "ephemeral-storage" in c["resources"][bound], f"{doc['kind']} {c['name']} {bound}"
+        limits = [mebibytes(c["resources"]["limits"].get("ephemeral-storage", "0")) for c in containers]
+        needed = sum(empty_dirs.values()) + LOG_HEADROOM_MIB * len(containers)
+        if empty_dirs:
+            assert sum(limits) >= needed, f"{doc['kind']} {doc['metadata']['name']}: {sum(limits)} Mi < {needed} Mi"
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
