@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test unit charts integration e2e e2e-setup e2e-images e2e-up e2e-down demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge docs ee
+.PHONY: help setup lint test unit charts integration e2e e2e-setup e2e-images e2e-up e2e-down demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge docs chart-gen ee
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ bench-converge: setup ## Time site.yml (first run, no-op re-run) against bare he
 
 docs: setup ## Regenerate the generated docs (architecture flow graphs, network graph page, role variable tables)
 	$(ENV) && python scripts/gen_docs.py && python scripts/network_graph_doc.py && python scripts/role_docs.py
+
+chart-gen: setup ## Regenerate the charts' derived files: values.schema.json, README values tables (helm-docs), vendored charts/common
+	$(ENV) && python scripts/chart_gen.py
 
 ee: build ## Write the execution environment's build context (context/Containerfile); building it needs a container engine
 	$(ENV) && ansible-builder create -c context --output-filename Containerfile

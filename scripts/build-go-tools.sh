@@ -27,6 +27,9 @@ build_helm() {
   GONOSUMDB=github.com/databus23/helm-diff GOFLAGS=-mod=mod go_module_tool helm-diff "$HELM_DIFF_VERSION" \
     "$THREETIER_ROOT/tools/go/helm-diff" github.com/databus23/helm-diff/v3
   install_diff_plugin
+  # helm-docs stamps its version (printed by --version and in its README footer, which the charts turn off).
+  GO_LDFLAGS="-X main.version=${HELM_DOCS_VERSION#v}" \
+    go_tool helm-docs "$HELM_DOCS_VERSION" "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
 }
 
 # A Helm plugin is a directory with plugin.yaml; helm-diff's own installer downloads a release binary,

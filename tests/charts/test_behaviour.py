@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from chart_render import CHARTS, ENVIRONMENTS, HELMS, Render
+from chart_render import CHARTS, CHARTS_DIR, ENVIRONMENTS, HELMS, Render
 
 RenderWith = Callable[..., Render]
 Rendered = Callable[[str, str, str], Render]
@@ -63,21 +63,47 @@ def test_hpa_defaults(render_with: RenderWith, chart: str) -> None:
     spec = hpa["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": chart}
     assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 10)
-    targets = {m["resource"]["name"]: m["resource"]["target"] for m in spec["metrics"]}
+    assert {m["type"] for m in spec["metrics"]} == {HPA_METRIC_SOURCE[chart][0]}
+    targets = {_hpa_source(m)["name"]: _hpa_source(m)["target"] for m in spec["metrics"]}
     assert targets == {
         "cpu": {"type": "Utilization", "averageUtilization": 70},
         "memory": {"type": "Utilization", "averageUtilization": 80},
     }
+    assert {_hpa_source(m).get("container") for m in spec["metrics"]} == {HPA_METRIC_SOURCE[chart][1]}
     up, down = spec["behavior"]["scaleUp"], spec["behavior"]["scaleDown"]
+    # The seed's aggressive scale-up: 2 pods per 60 s, acted on at once (no stabilization window).
     assert up["policies"] == [{"type": "Pods", "value": 2, "periodSeconds": 60}]
     assert down["policies"] == [{"type": "Percent", "value": 25, "periodSeconds": 60}]
-    assert up["stabilizationWindowSeconds"] == 60
+    assert up["stabilizationWindowSeconds"] == 0
     assert down["stabilizationWindowSeconds"] == 300
+
+
+# The backend scales on its php-fpm container (ContainerResource), the frontend on the whole pod (Resource).
+HPA_METRIC_SOURCE = {"backend": ("ContainerResource", "php-fpm"), "frontend": ("Resource", None)}
+
+
+def _hpa_source(metric: dict[str, Any]) -> dict[str, Any]:
+    return metric["containerResource"] if metric["type"] == "ContainerResource" else metric["resource"]
+
+
+@pytest.mark.parametrize(("chart", "container"), [("backend", ""), ("backend", "nginx"), ("frontend", "nginx")])
+def test_hpa_metric_source_follows_autoscaling_container(render_with: RenderWith, chart: str, container: str) -> None:
+    render = render_with(chart, f"autoscaling.container={container}")
+    metrics = render.one("HorizontalPodAutoscaler")["spec"]["metrics"]
+    if container:
+        assert [m["type"] for m in metrics] == ["ContainerResource", "ContainerResource"]
+        assert {m["containerResource"]["container"] for m in metrics} == {container}
+        # The named container exists in the pod the HPA scales.
+        assert container in {c["name"] for c in pod_spec(render)["containers"]}
+    else:
+        assert [(m["type"], m["resource"]["name"]) for m in metrics] == [("Resource", "cpu"), ("Resource", "memory")]
 
 
 def test_hpa_metric_can_be_switched_off(render_with: RenderWith) -> None:
     hpa = render_with("frontend", "autoscaling.targetMemoryUtilizationPercentage=0").one("HorizontalPodAutoscaler")
     assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+    hpa = render_with("backend", "autoscaling.targetCPUUtilizationPercentage=0").one("HorizontalPodAutoscaler")
+    assert [m["containerResource"]["name"] for m in hpa["spec"]["metrics"]] == ["memory"]
 
 
 @pytest.mark.parametrize("chart", CHARTS)
@@ -96,21 +122,62 @@ def test_grace_period_is_60_seconds(render_with: RenderWith, chart: str) -> None
 def test_frontend_resources(render_with: RenderWith) -> None:
     nginx = container(pod_spec(render_with("frontend")), "nginx")
     assert nginx["resources"] == {
-        "requests": {"cpu": "100m", "memory": "128Mi"},
-        "limits": {"cpu": "500m", "memory": "256Mi"},
+        "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "320Mi"},
     }
 
 
 def test_backend_resources(render_with: RenderWith) -> None:
     spec = pod_spec(render_with("backend"))
     assert container(spec, "php-fpm")["resources"] == {
-        "requests": {"cpu": "250m", "memory": "256Mi"},
-        "limits": {"cpu": "1000m", "memory": "512Mi"},
+        "requests": {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "128Mi"},
+        "limits": {"cpu": "1000m", "memory": "512Mi", "ephemeral-storage": "512Mi"},
     }
     assert container(spec, "nginx")["resources"] == {
-        "requests": {"cpu": "100m", "memory": "128Mi"},
-        "limits": {"cpu": "500m", "memory": "256Mi"},
+        "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "512Mi"},
     }
+
+
+MIB = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "K": 1000 / 1024**2, "M": 1000**2 / 1024**2, "G": 1000**3 / 1024**2}
+# Headroom for each container's own log files, which the kubelet counts as that container's ephemeral storage.
+LOG_HEADROOM_MIB = 64
+
+
+def mebibytes(quantity: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)([KMG]i?)?", str(quantity))
+    assert match, quantity
+    return float(match.group(1)) * (MIB[match.group(2)] if match.group(2) else 1 / 1024**2)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("chart", CHARTS)
+def test_ephemeral_storage_covers_every_emptydir(rendered: Rendered, chart: str, environment: str) -> None:
+    """Containers writing to an emptyDir request and limit ephemeral-storage, and the limits add up.
+
+    The kubelet evicts a pod whose emptyDirs and logs exceed the sum of its containers' limits: with that sum
+    above every sizeLimit plus each container's logs, an overflowing emptyDir (its own sizeLimit) is the only
+    storage eviction a pod can meet, and its message names the volume.
+    """
+    for doc in rendered("helm", chart, environment).docs:
+        spec = (doc.get("spec") or {}).get("template", {}).get("spec") or (
+            doc["spec"] if doc["kind"] == "Pod" else None
+        )
+        if not spec:
+            continue
+        empty_dirs = {
+            v["name"]: mebibytes(v["emptyDir"]["sizeLimit"]) for v in spec.get("volumes", []) if "emptyDir" in v
+        }
+        containers = spec["containers"]
+        for c in spec.get("initContainers", []) + containers:
+            writes = [m["name"] for m in c.get("volumeMounts", []) if m["name"] in empty_dirs and not m.get("readOnly")]
+            if writes:
+                for bound in ("requests", "limits"):
+                    assert "ephemeral-storage" in c["resources"][bound], f"{doc['kind']} {c['name']} {bound}"
+        limits = [mebibytes(c["resources"]["limits"].get("ephemeral-storage", "0")) for c in containers]
+        needed = sum(empty_dirs.values()) + LOG_HEADROOM_MIB * len(containers)
+        if empty_dirs:
+            assert sum(limits) >= needed, f"{doc['kind']} {doc['metadata']['name']}: {sum(limits)} Mi < {needed} Mi"
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -207,13 +274,38 @@ def test_image_tag_defaults_to_app_version_and_digest_wins(render_with: RenderWi
 # --- Probes and graceful shutdown ------------------------------------------------------------------------
 
 
+def _handler(probe: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in probe.items() if key in ("exec", "httpGet", "tcpSocket", "grpc")}
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("chart", CHARTS)
+def test_liveness_and_readiness_are_different_checks(rendered: Rendered, chart: str, environment: str) -> None:
+    """Per container: liveness asks "is it alive", readiness "can it serve now", more often and sooner."""
+    for c in pod_spec(rendered("helm", chart, environment))["containers"]:
+        live, ready = c["livenessProbe"], c["readinessProbe"]
+        assert _handler(live) != _handler(ready), f"{c['name']}: liveness is the readiness check"
+        assert ready["periodSeconds"] < live["periodSeconds"], c["name"]
+        assert ready["initialDelaySeconds"] < live["initialDelaySeconds"], c["name"]
+        assert live["successThreshold"] == 1
+
+
 def test_frontend_probes(render_with: RenderWith) -> None:
-    nginx = container(pod_spec(render_with("frontend")), "nginx")
+    render = render_with("frontend")
+    nginx = container(pod_spec(render), "nginx")
     live, ready = nginx["livenessProbe"], nginx["readinessProbe"]
-    assert live["httpGet"] == {"path": "/healthz", "port": "http"} == ready["httpGet"]
-    assert ready["periodSeconds"] < live["periodSeconds"]
+    assert live["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert ready["httpGet"] == {"path": "/readyz", "port": "http"}
     assert (ready["periodSeconds"], live["periodSeconds"]) == (5, 20)
-    assert "location = /healthz" in config_text(render_with("frontend"), "frontend-nginx", "nginx.conf")
+    conf = config_text(render, "frontend-nginx", "nginx.conf")
+    healthz = conf[conf.index("location = /healthz") :].split("}", 1)[0]
+    assert 'return 200 "ok\\n";' in healthz, "liveness reads no file"
+    readyz = conf[conf.index("location = /readyz") :].split("}", 1)[0]
+    assert "try_files /index.html =503;" in readyz, "readiness serves the SPA's entry document"
+    # The exporter's probes: its own landing page for liveness, a scrape for readiness.
+    exporter = container(pod_spec(render), "metrics-exporter")
+    assert _handler(exporter["livenessProbe"]) == {"httpGet": {"path": "/", "port": "metrics"}}
+    assert _handler(exporter["readinessProbe"]) == {"httpGet": {"path": "/metrics", "port": "metrics"}}
 
 
 def test_backend_probes(render_with: RenderWith) -> None:
@@ -222,12 +314,19 @@ def test_backend_probes(render_with: RenderWith) -> None:
     nginx, php = container(spec, "nginx"), container(spec, "php-fpm")
     assert nginx["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert nginx["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
-    # PHP-FPM listens on 127.0.0.1 (the pool config below): a kubelet TCP probe would dial the pod IP and
-    # never succeed, so the probe connects from inside the container, to that loopback port.
-    probe_cmd = php["readinessProbe"]["exec"]["command"]
-    assert probe_cmd == php["livenessProbe"]["exec"]["command"]
-    assert probe_cmd[:2] == ["php", "-r"] and "fsockopen('127.0.0.1', 9000" in probe_cmd[2]
-    assert "tcpSocket" not in php["readinessProbe"] and "tcpSocket" not in php["livenessProbe"]
+    # PHP-FPM listens on 127.0.0.1 (the pool config below): a kubelet TCP or HTTP probe would dial the pod IP
+    # and never succeed, so both probes run inside the container, on that loopback port.
+    live = php["livenessProbe"]["exec"]["command"]
+    assert live[:2] == ["php", "-r"] and "fsockopen('127.0.0.1', 9000" in live[2]
+    ready = php["readinessProbe"]["exec"]["command"]
+    # A FastCGI request for the ping path; the script gives up 500 ms before the probe's 2 s timeout.
+    assert ready == ["php", "/etc/threetier/fpm-ping.php", "127.0.0.1", "9000", "/fpm-ping", "pong", "1500"]
+    mount = next(m for m in php["volumeMounts"] if m["mountPath"] == "/etc/threetier/fpm-ping.php")
+    assert (mount["subPath"], mount.get("readOnly")) == ("fpm-ping.php", True)
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert volume["configMap"]["name"] == "backend-probes"
+    script = config_text(render, "backend-probes", "fpm-ping.php")
+    assert script == (CHARTS_DIR / "backend" / "files" / "fpm-ping.php").read_text(encoding="utf-8")
     for c in (nginx, php):
         assert c["readinessProbe"]["periodSeconds"] < c["livenessProbe"]["periodSeconds"]
         assert c["readinessProbe"]["initialDelaySeconds"] < c["livenessProbe"]["initialDelaySeconds"]
@@ -236,11 +335,16 @@ def test_backend_probes(render_with: RenderWith) -> None:
     readyz = conf[conf.index("location = /readyz") :].split("}", 1)[0]
     assert "fastcgi_param SCRIPT_NAME /fpm-ping;" in readyz
     assert "fastcgi_pass php_fpm;" in readyz
+    livez = conf[conf.index("location = /livez") :].split("}", 1)[0]
+    assert "fastcgi_pass" not in livez, "nginx's liveness never depends on PHP-FPM"
     pool = config_text(render, "backend-php-fpm", "zz-threetier.conf")
-    assert "ping.path = /fpm-ping" in pool
+    assert "ping.path = /fpm-ping" in pool and "ping.response = pong" in pool
     assert "pm.status_path = /fpm-status" in pool
     assert "listen = 127.0.0.1:9000" in pool
     assert "server 127.0.0.1:9000;" in conf
+    # The script's deadline follows the probe's timeout.
+    slower = render_with("backend", "phpfpm.readinessProbe.timeoutSeconds=5")
+    assert container(pod_spec(slower), "php-fpm")["readinessProbe"]["exec"]["command"][-1] == "4500"
 
 
 def _prestop_sleep(c: dict[str, Any]) -> int:

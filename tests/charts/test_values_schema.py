@@ -40,6 +40,9 @@ REJECTED = [
     ("backend", ["database.port=70000"], r"at '/database/port': maximum: got 70,000, want 65,535"),
     ("frontend", ["nginx.unknownKnob=1"], r"at '/nginx': additional properties 'unknownKnob' not allowed"),
     ("frontend", ["image.digest=latest"], r"at '/image/digest': 'latest' does not match pattern"),
+    # The HPA can only measure a container the pod has.
+    ("backend", ["autoscaling.container=redis"], r"at '/autoscaling/container': value must be one of '', 'php-fpm'"),
+    ("frontend", ["autoscaling.container=php-fpm"], r"at '/autoscaling/container': value must be one of '', 'nginx'"),
     (
         "frontend",
         ["autoscaling.minReplicas=6", "autoscaling.maxReplicas=3"],

@@ -51,7 +51,7 @@ def test_exporter_passes_pod_security_restricted(render: Render) -> None:
     assert ctx["capabilities"] == {"drop": ["ALL"]}
     assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
     assert exporter["resources"]["limits"] == {"cpu": "100m", "memory": "64Mi"}
-    assert exporter["livenessProbe"]["tcpSocket"]["port"] == "metrics"
+    assert exporter["livenessProbe"]["httpGet"] == {"path": "/", "port": "metrics"}
 
 
 def test_metrics_can_be_switched_off(render: Render) -> None:

@@ -63,6 +63,12 @@ def test_tarball_holds_the_collection(tarball_members: list[str]) -> None:
         assert f"charts/{chart}/Chart.yaml" in members, (
             f"chart {chart} missing: the roles install it from the collection"
         )
+        # The library chart travels vendored, so the roles' install from the chart directory needs nothing else.
+        library = yaml.safe_load((ROOT / "charts" / "common" / "Chart.yaml").read_text(encoding="utf-8"))
+        vendored = f"charts/{chart}/charts/common-{library['version']}.tgz"
+        assert {f"charts/{chart}/Chart.lock", vendored} <= members, (
+            f"chart {chart} ships without its vendored library chart (scripts/chart_gen.py)"
+        )
 
 
 def test_installed_from_the_tarball(isolated_ansible_env: dict, installed_collections: Path) -> None:

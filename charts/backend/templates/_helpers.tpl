@@ -1,107 +1,15 @@
 {{/*
-Names, labels and small building blocks shared by the templates of this chart.
+Building blocks of this chart's own templates. Names, labels, image references and the objects both app
+charts share (HPA, PDB, Service, ServiceAccount, Ingress, HTTPRoute, NetworkPolicy, ServiceMonitor) come
+from the library chart charts/common (`common.*`).
 */}}
 
-{{/* Chart name, overridable with nameOverride. */}}
-{{- define "backend.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
 {{/*
-Fully qualified app name: the release name when it already contains the chart name (release "backend"
-gives objects called "backend"), else "<release>-<chart>". Truncated to 63 characters (DNS label).
-*/}}
-{{- define "backend.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{/* Chart name and version, as used by the helm.sh/chart label. */}}
-{{- define "backend.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Labels the Service, PDB, HPA and Deployment select on; never change them on a running release. The network
-graph selects on name and instance only, so it also covers the chart's other pods (hook Jobs, helm test),
-which carry a different component and therefore never become Service endpoints.
-*/}}
-{{- define "backend.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "backend.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: api
-{{- end }}
-
-{{/* Labels of every object of the chart, without the component. */}}
-{{- define "backend.baseLabels" -}}
-helm.sh/chart: {{ include "backend.chart" . }}
-app.kubernetes.io/name: {{ include "backend.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ include "backend.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
-app.kubernetes.io/part-of: threetier
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
-{{- end }}
-
-{{/* Labels of the app's own objects. */}}
-{{- define "backend.labels" -}}
-{{ include "backend.baseLabels" . }}
-app.kubernetes.io/component: api
-{{- end }}
-
-{{/* ServiceAccount the pods run as. */}}
-{{- define "backend.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "backend.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
-{{- end }}
-{{- end }}
-
-{{/* Image tag: image.tag, or the chart's appVersion when it is empty. */}}
-{{- define "backend.imageTag" -}}
-{{- default .Chart.AppVersion .Values.image.tag }}
-{{- end }}
-
-{{/* Image reference; a digest, when set, pins the image and wins over the tag. */}}
-{{- define "backend.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
-{{- else }}
-{{- printf "%s:%s" .Values.image.repository (include "backend.imageTag" .) }}
-{{- end }}
-{{- end }}
-
-{{/*
-Cross-field rules the JSON schema cannot express. Each fails the render with one message naming the values.
+Cross-field rules the JSON schema cannot express: the shared ones of common.validate, then this chart's.
+Each fails the render with one message naming the values.
 */}}
 {{- define "backend.validate" -}}
-{{- $hpa := .Values.autoscaling }}
-{{- if and $hpa.enabled (gt (int $hpa.minReplicas) (int $hpa.maxReplicas)) }}
-{{- fail (printf "autoscaling.minReplicas (%d) must not be greater than autoscaling.maxReplicas (%d)" (int $hpa.minReplicas) (int $hpa.maxReplicas)) }}
-{{- end }}
-{{- if and $hpa.enabled (not $hpa.targetCPUUtilizationPercentage) (not $hpa.targetMemoryUtilizationPercentage) }}
-{{- fail "autoscaling is enabled but neither autoscaling.targetCPUUtilizationPercentage nor autoscaling.targetMemoryUtilizationPercentage is set" }}
-{{- end }}
-{{- if and .Values.ingress.enabled .Values.httpRoute.enabled }}
-{{- fail "ingress.enabled and httpRoute.enabled are both true: expose the API through an Ingress or a Gateway API HTTPRoute, not both" }}
-{{- end }}
-{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
-{{- fail "httpRoute.enabled is true but httpRoute.parentRefs is empty: name the Gateway the route attaches to" }}
-{{- end }}
-{{- if and .Values.ingress.enabled (not .Values.ingress.hosts) }}
-{{- fail "ingress.enabled is true but ingress.hosts is empty" }}
-{{- end }}
+{{- include "common.validate" . }}
 {{- if not .Values.database.host }}
 {{- fail "database.host is required: the PostgreSQL host the API connects to (the collection feeds it from database_connection.host)" }}
 {{- end }}
@@ -116,24 +24,14 @@ Cross-field rules the JSON schema cannot express. Each fails the render with one
 {{- end }}
 {{- end }}
 
-{{/* Image of the nginx sidecar; a digest wins over the tag. */}}
-{{- define "backend.nginxImage" -}}
-{{- $img := .Values.nginx.image }}
-{{- if $img.digest }}
-{{- printf "%s@%s" $img.repository $img.digest }}
-{{- else }}
-{{- printf "%s:%s" $img.repository $img.tag }}
-{{- end }}
-{{- end }}
-
 {{/* Secret and key that hold APP_KEY. */}}
 {{- define "backend.appSecretName" -}}
-{{- default (printf "%s-app" (include "backend.fullname" .)) .Values.app.existingSecret }}
+{{- default (printf "%s-app" (include "common.fullname" .)) .Values.app.existingSecret }}
 {{- end }}
 
 {{/* Secret that holds the database credentials. */}}
 {{- define "backend.dbSecretName" -}}
-{{- default (printf "%s-db" (include "backend.fullname" .)) .Values.database.existingSecret }}
+{{- default (printf "%s-db" (include "common.fullname" .)) .Values.database.existingSecret }}
 {{- end }}
 
 {{/*
@@ -143,7 +41,7 @@ then APP_KEY and the database credentials from their Secrets.
 {{- define "backend.laravelEnv" -}}
 envFrom:
   - configMapRef:
-      name: {{ include "backend.fullname" . }}-env
+      name: {{ include "common.fullname" . }}-env
 env:
   - name: APP_KEY
     valueFrom:
@@ -200,7 +98,7 @@ expects, and, for the pods, public/ is copied for nginx. Shared by the Deploymen
 {{- define "backend.initContainer" -}}
 {{- $root := .root -}}
 - name: prepare
-  image: {{ include "backend.image" $root }}
+  image: {{ include "common.image" $root }}
   imagePullPolicy: {{ $root.Values.image.pullPolicy }}
   command:
     - /bin/sh
@@ -233,47 +131,6 @@ expects, and, for the pods, public/ is copied for nginx. Shared by the Deploymen
 {{- end }}
 
 {{/*
-Pod affinity: affinity when set, else the podAntiAffinity preset (soft = preferred, hard = required)
-spreading replicas over affinityPreset.topologyKey.
-*/}}
-{{- define "backend.affinity" -}}
-{{- if .Values.affinity }}
-{{- toYaml .Values.affinity }}
-{{- else if eq .Values.affinityPreset.podAntiAffinity "soft" }}
-podAntiAffinity:
-  preferredDuringSchedulingIgnoredDuringExecution:
-    - weight: {{ .Values.affinityPreset.weight }}
-      podAffinityTerm:
-        topologyKey: {{ .Values.affinityPreset.topologyKey }}
-        labelSelector:
-          matchLabels:
-            {{- include "backend.selectorLabels" . | nindent 12 }}
-{{- else if eq .Values.affinityPreset.podAntiAffinity "hard" }}
-podAntiAffinity:
-  requiredDuringSchedulingIgnoredDuringExecution:
-    - topologyKey: {{ .Values.affinityPreset.topologyKey }}
-      labelSelector:
-        matchLabels:
-          {{- include "backend.selectorLabels" . | nindent 10 }}
-{{- end }}
-{{- end }}
-
-{{/* topologySpreadConstraints: the preset (when enabled) followed by any explicit constraints. */}}
-{{- define "backend.topologySpreadConstraints" -}}
-{{- $list := list }}
-{{- if .Values.topologySpread.enabled }}
-{{- $preset := dict "maxSkew" .Values.topologySpread.maxSkew "topologyKey" .Values.topologySpread.topologyKey "whenUnsatisfiable" .Values.topologySpread.whenUnsatisfiable "labelSelector" (dict "matchLabels" (include "backend.selectorLabels" . | fromYaml)) }}
-{{- $list = append $list $preset }}
-{{- end }}
-{{- range .Values.topologySpreadConstraints }}
-{{- $list = append $list . }}
-{{- end }}
-{{- if $list }}
-{{- toYaml $list }}
-{{- end }}
-{{- end }}
-
-{{/*
 A Laravel command as a Helm hook Job after install and upgrade, with the pods' image, environment and
 security context. Post-install hooks run only after the release is Ready when Helm waits, so nothing in the
 Deployment may wait for them. Arguments: root (the chart context), name, job (the values block).
@@ -283,10 +140,10 @@ Deployment may wait for them. Arguments: root (the chart context), name, job (th
 apiVersion: batch/v1
 kind: Job
 metadata:
-  name: {{ include "backend.fullname" $root }}-{{ .name }}
+  name: {{ include "common.fullname" $root }}-{{ .name }}
   namespace: {{ $root.Release.Namespace }}
   labels:
-    {{- include "backend.baseLabels" $root | nindent 4 }}
+    {{- include "common.baseLabels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .name }}
   annotations:
     helm.sh/hook: post-install,post-upgrade
@@ -300,11 +157,11 @@ spec:
       # Same name and instance as the API pods, so the network graph's flows (database egress, DNS) apply
       # to the hook pods too; the component keeps them out of the Service, PDB and HPA.
       labels:
-        {{- include "backend.baseLabels" $root | nindent 8 }}
+        {{- include "common.baseLabels" $root | nindent 8 }}
         app.kubernetes.io/component: {{ .name }}
     spec:
       restartPolicy: Never
-      serviceAccountName: {{ include "backend.serviceAccountName" $root }}
+      serviceAccountName: {{ include "common.serviceAccountName" $root }}
       automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
       {{- with $root.Values.imagePullSecrets }}
       imagePullSecrets:
@@ -327,7 +184,7 @@ spec:
         {{- include "backend.initContainer" (dict "root" $root "copyPublic" false) | nindent 8 }}
       containers:
         - name: {{ .name }}
-          image: {{ include "backend.image" $root }}
+          image: {{ include "common.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
           command:
             {{- toYaml .job.command | nindent 12 }}
@@ -343,9 +200,26 @@ spec:
 {{- end }}
 
 {{/*
-The PHP-FPM probes: a TCP connect to the FastCGI port on the container's loopback, by the image's PHP CLI
-(the images have no cgi-fcgi; PHP starts in milliseconds).
+Liveness of the php-fpm container: a TCP connect to the FastCGI port on the container's loopback, by the
+image's PHP CLI (the images have no cgi-fcgi; PHP starts in milliseconds). The kernel completes the
+connection while the master process holds the socket, even when every worker is busy: an overloaded PHP-FPM
+stays alive (readiness takes it out of the Service), a dead or wedged one is restarted.
 */}}
-{{- define "backend.phpfpmProbeCommand" -}}
+{{- define "backend.phpfpmLivenessCommand" -}}
 {{- list "php" "-r" (printf "exit(@fsockopen('127.0.0.1', %d, $e, $s, 1) ? 0 : 1);" (int .Values.phpfpm.port)) | toJson }}
+{{- end }}
+
+{{/* Where the php-fpm container finds files/fpm-ping.php, its readiness probe (ConfigMap <name>-probes). */}}
+{{- define "backend.fpmPingScript" -}}
+/etc/threetier/fpm-ping.php
+{{- end }}
+
+{{/*
+Readiness of the php-fpm container: files/fpm-ping.php sends one FastCGI request for ping.path and wants
+ping.response back, i.e. a worker takes a request now. It gives up half a second before the kubelet's
+timeoutSeconds, so the probe's event says why rather than "timed out".
+*/}}
+{{- define "backend.phpfpmReadinessCommand" -}}
+{{- $timeoutMs := max 500 (sub (mul (int .Values.phpfpm.readinessProbe.timeoutSeconds) 1000) 500) }}
+{{- list "php" (include "backend.fpmPingScript" .) "127.0.0.1" (toString (int .Values.phpfpm.port)) .Values.phpfpm.pingPath "pong" (toString $timeoutMs) | toJson }}
 {{- end }}

@@ -6,11 +6,7 @@ container port `metrics`. Pod Security `restricted`: non-root, read-only root fi
 {{- define "frontend.metricsExporterContainer" -}}
 {{- $m := .Values.metrics -}}
 - name: metrics-exporter
-  {{- if $m.image.digest }}
-  image: {{ printf "%s@%s" $m.image.repository $m.image.digest }}
-  {{- else }}
-  image: {{ printf "%s:%s" $m.image.repository $m.image.tag }}
-  {{- end }}
+  image: {{ include "common.imageRef" (dict "image" $m.image) }}
   imagePullPolicy: {{ $m.image.pullPolicy }}
   args:
     - --nginx.scrape-uri=http://127.0.0.1:{{ $m.stubStatusPort }}/stub_status
@@ -20,21 +16,19 @@ container port `metrics`. Pod Security `restricted`: non-root, read-only root fi
     - name: metrics
       containerPort: {{ $m.port }}
       protocol: TCP
-  # The exporter answers even when nginx does not (nginx_up 0): its probes only watch the exporter itself.
+  # Liveness asks the exporter's own landing page (`/`: no nginx involved); readiness asks for a scrape, which
+  # reads stub_status but still answers 200 when nginx does not (nginx_up 0), so a sick nginx is left to
+  # nginx's own readiness and a metrics problem never restarts anything but the exporter.
   livenessProbe:
-    tcpSocket:
+    httpGet:
+      path: /
       port: metrics
-    initialDelaySeconds: 5
-    periodSeconds: 20
-    timeoutSeconds: 3
-    failureThreshold: 3
+    {{- toYaml $m.livenessProbe | nindent 4 }}
   readinessProbe:
-    tcpSocket:
+    httpGet:
+      path: /metrics
       port: metrics
-    initialDelaySeconds: 2
-    periodSeconds: 10
-    timeoutSeconds: 2
-    failureThreshold: 3
+    {{- toYaml $m.readinessProbe | nindent 4 }}
   resources:
     {{- toYaml $m.resources | nindent 4 }}
   securityContext:
