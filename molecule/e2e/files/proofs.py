@@ -508,8 +508,10 @@ def hpa_sample() -> dict:
     hpa = kube_json("-n", NS, "get", "hpa", "backend")
     cpu = None
     for metric in hpa.get("status", {}).get("currentMetrics") or []:
-        if metric.get("resource", {}).get("name") == "cpu":
-            cpu = metric["resource"]["current"].get("averageUtilization")
+        # The backend scales on its php-fpm container (ContainerResource), the frontend on the pod (Resource).
+        source = metric.get("containerResource") or metric.get("resource") or {}
+        if source.get("name") == "cpu":
+            cpu = source["current"].get("averageUtilization")
     return {
         "current": hpa["status"].get("currentReplicas"),
         "desired": hpa["status"].get("desiredReplicas"),
