@@ -15,6 +15,9 @@ export E2E_PROOF_LOG="$E2E_DIR/proofs.log"
 : > "$E2E_PROOF_LOG"
 start=$SECONDS
 cd "$THREETIER_ROOT"
+# An interrupted run leaves Molecule believing the node exists (it would skip create); create itself reuses
+# whatever healthy node and servers are running, so forgetting Molecule's state is always safe.
+molecule reset -s e2e > /dev/null 2>&1 || true
 set +e
 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 molecule test -s e2e 2>&1 | tee "$logfile"
 rc=${PIPESTATUS[0]}
