@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test unit charts integration e2e e2e-setup e2e-images e2e-up e2e-down demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge docs chart-gen ee
+.PHONY: help setup lint test unit charts integration e2e e2e-ci demo-down e2e-setup e2e-images e2e-up e2e-down demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge docs chart-gen ee
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -28,8 +28,11 @@ charts: setup ## Chart tier: lint, render, schema, Pod Security, security scan
 integration: setup ## Molecule default scenario on the local (KWOK) cluster, RDS mode on moto
 	$(ENV) && python -m pytest tests/integration $(PYTEST_ARGS)
 
-e2e: e2e-images ## Real-node tier: molecule test -s e2e (root; not part of `make test` or CI)
-	$(ENV) && scripts/e2e/run.sh
+e2e: e2e-images ## Real-node tier: molecule test -s e2e, every proof (root; not part of `make test`)
+	$(ENV) && scripts/e2e/run.sh e2e
+
+e2e-ci: e2e-images ## The real-node pass CI runs: converge, idempotence and the functional proofs (root)
+	$(ENV) && scripts/e2e/run.sh e2e-ci
 
 e2e-setup: ## Install the e2e tier's Debian packages and build its Go tools (kubelet, kube-proxy, CoreDNS, kube-router, Traefik)
 	scripts/setup.sh --e2e
@@ -44,8 +47,11 @@ e2e-up: e2e-images ## Start the real node with its add-ons, PostgreSQL 17 and mo
 e2e-down: ## Stop the real node, PostgreSQL and moto's S3, removing every trace
 	$(ENV) && scripts/e2e-cluster.sh down && scripts/e2e/postgres.sh stop && scripts/e2e/s3.sh stop
 
-demo: setup ## Start the local cluster and run site.yml -i inventories/local against it
+demo: setup ## site.yml -i inventories/local on the real node (KWOK where it cannot run); prints the app's URL
 	$(ENV) && scripts/demo.sh
+
+demo-down: ## Stop what `make demo` started on the real node
+	$(ENV) && scripts/demo.sh down
 
 cluster-up: setup ## Start the local KWOK cluster (kubeconfig path is printed)
 	$(ENV) && scripts/cluster.sh up

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import e2e_host
 import yaml
 from e2e_pki import ensure_pki
 
@@ -823,12 +824,16 @@ def healthy(cfg: Config) -> bool:
 
 
 def up(cfg: Config, timeout: int, addons: bool) -> None:
-    if os.geteuid() != 0:
-        raise ClusterError("the e2e node needs root (containerd, kubelet, iptables, network links)")
+    missing = e2e_host.preflight()
+    if missing:
+        raise ClusterError("the real node cannot run on this host; missing:\n  - " + "\n  - ".join(missing))
     t0 = time.monotonic()
     if cfg.state.exists() and not healthy(cfg) and any(pid_file(cfg, c).exists() for c in COMPONENTS):
         log("a stale e2e cluster is in the way; removing it first")
         down(cfg)
+    if not cfg.state.exists():
+        # The host as the node finds it; `down` compares the host it leaves with this.
+        e2e_host.save_snapshot(host_snapshot(cfg), cfg.state)
     cfg.state.mkdir(parents=True, exist_ok=True)
     pins = versions()
     ensure_node_link(cfg)
@@ -1005,9 +1010,33 @@ def cleanup_iptables(cfg: Config) -> None:
     cleanup_chains()
 
 
+def host_snapshot(cfg: Config) -> Path:
+    return cfg.e2e / "host-before-up.json"
+
+
+def check_clean(cfg: Config) -> None:
+    """Compare the host with its state before `up`; every difference is something `down` left or broke."""
+    before_path = host_snapshot(cfg)
+    if not before_path.exists():
+        return
+    found = e2e_host.differences(json.loads(before_path.read_text()), e2e_host.snapshot(cfg.state))
+    before_path.unlink()
+    if found:
+        raise ClusterError("the host is not as the node found it:\n  - " + "\n  - ".join(found))
+    log(
+        "host checked: links, iptables, ipsets, sysctls, mounts, network namespaces, cgroups and processes as before up"
+    )
+
+
+def diagnose(cfg: Config, out: Path | None = None) -> Path:
+    target = out or cfg.e2e / "diagnosis" / time.strftime("%Y%m%d-%H%M%S")
+    return e2e_host.diagnose(target, lambda *a, **k: kubectl(cfg, *a, **k), cfg.logs)
+
+
 def down(cfg: Config) -> None:
     if not cfg.state.exists():
         log("no e2e cluster state; nothing to stop")
+        check_clean(cfg)
         return
     t0 = time.monotonic()
     delete_pods(cfg)
@@ -1035,6 +1064,7 @@ def down(cfg: Config) -> None:
         shutil.copytree(cfg.logs, keep)
     shutil.rmtree(cfg.state, ignore_errors=True)
     log(f"e2e cluster removed in {time.monotonic() - t0:.1f} s (its logs: {keep})")
+    check_clean(cfg)
 
 
 def status(cfg: Config) -> dict[str, object]:
@@ -1053,7 +1083,8 @@ def status(cfg: Config) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("up", "down", "status", "import-images", "addons"))
+    parser.add_argument("command", choices=("up", "down", "status", "import-images", "addons", "preflight", "diagnose"))
+    parser.add_argument("--out", type=Path, help="diagnose: the folder to write (default: e2e/diagnosis/<time>)")
     parser.add_argument("--timeout", type=int, default=300)
     parser.add_argument("--no-addons", action="store_true", help="up: stop after the node is Ready")
     args = parser.parse_args(argv)
@@ -1068,6 +1099,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "addons":
             apply_addons(cfg)
             wait_addons(cfg, args.timeout)
+        elif args.command == "preflight":
+            missing = e2e_host.preflight()
+            for item in missing:
+                print(f"missing: {item}")
+            return 1 if missing else 0
+        elif args.command == "diagnose":
+            if not recorded(cfg, "kube-apiserver"):
+                raise ClusterError("no running e2e cluster to diagnose")
+            print(diagnose(cfg, args.out))
         else:
             report = status(cfg)
             print(json.dumps(report, indent=2))

@@ -155,3 +155,38 @@ def test_local_storage_is_default_node_bound_and_kept(cfg: e2e_node.Config) -> N
         term = spec["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
         assert term == {"key": "kubernetes.io/hostname", "operator": "In", "values": [cfg.node_name]}
     assert len({v["spec"]["local"]["path"] for v in volumes}) == len(volumes)
+
+
+def test_host_differences_name_what_down_left_behind() -> None:
+    """The cleanliness check of `down` reports every kind of leftover, and nothing when the host is as before."""
+    import e2e_host
+
+    before = {
+        "links": ["eth0", "lo"],
+        "iptables": {"filter": {"chains": ["DOCKER"], "builtin_rules": ["-A INPUT -j ACCEPT"]}},
+        "ipsets": [],
+        "sysctls": {"net/ipv4/ip_forward": "0"},
+        "processes": [],
+    }
+    assert e2e_host.differences(before, before) == []
+    after = {
+        "links": ["eth0", "lo", "tt-cni0"],
+        "iptables": {"filter": {"chains": ["DOCKER", "KUBE-FIREWALL"], "builtin_rules": ["-A INPUT -j ACCEPT"]}},
+        "ipsets": ["KUBE-DST-ABC"],
+        "sysctls": {"net/ipv4/ip_forward": "1"},
+        "processes": ["/usr/bin/containerd --config /x/state/containerd/config.toml"],
+    }
+    found = "\n".join(e2e_host.differences(before, after))
+    for leftover in ("tt-cni0", "KUBE-FIREWALL", "KUBE-DST-ABC", "ip_forward", "containerd"):
+        assert leftover in found, found
+    assert "gone since before up" in "\n".join(e2e_host.differences(after, before))
+
+
+def test_host_snapshot_covers_what_the_node_touches(tmp_path: Path) -> None:
+    import e2e_host
+
+    snap = e2e_host.snapshot(tmp_path)
+    assert {"links", "iptables", "ip6tables", "ipsets", "sysctls", "mounts_under_state", "netns",
+            "kubepods_cgroups", "processes"} <= set(snap)  # fmt: skip
+    assert "lo" in snap["links"]
+    assert snap["processes"] == []
