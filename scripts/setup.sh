@@ -107,5 +107,8 @@ cp "$THREETIER_ROOT/scripts/ansible_test_get_pip.py" "$HOME/.ansible/test/cache/
 # The repo is the collection: expose it where Ansible looks (ansible.cfg's collections_path).
 mkdir -p "$THREETIER_ROOT/.collections/ansible_collections/threetier"
 ln -sfn ../../.. "$THREETIER_ROOT/.collections/ansible_collections/threetier/k8s"
+# awx.awx (not in the `ansible` package; Galaxy is unreachable) from its released source in ../shared/sources,
+# linked beside it: awx/configure.yml's tests and ansible-lint run the real modules.
+"$THREETIER_ROOT/scripts/build-awx-collection.sh" >/dev/null
 
 log "setup done in $((SECONDS - START)) s (cache: $THREETIER_CACHE)"
