@@ -76,5 +76,5 @@ bench-converge: setup ## Time site.yml (first run, no-op re-run) against bare he
 docs: setup ## Regenerate the generated parts of docs/ (architecture flow graphs, network graph page)
 	$(ENV) && python scripts/gen_docs.py && python scripts/network_graph_doc.py
 
-ee: build ## Write the execution environment's build context (context/Containerfile); building it needs a container engine
-	$(ENV) && ansible-builder create -c context --output-filename Containerfile
+ee: setup ## Build the execution environment image without a container engine (root; scripts/build-ee.sh)
+	$(ENV) && scripts/build-ee.sh

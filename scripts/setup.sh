@@ -89,6 +89,9 @@ ln -sfn "$THREETIER_CACHE/venv-nca/bin/nca" "$THREETIER_BIN/nca"
 # checkov pins boto3 and packaging: its own virtualenv too.
 venv "$THREETIER_CACHE/venv-checkov" "$THREETIER_ROOT/requirements/checkov.txt"
 ln -sfn "$THREETIER_CACHE/venv-checkov/bin/checkov" "$THREETIER_BIN/checkov"
+# ansible-runner (AWX's transmit/process side of a job, tests/support/awx_jobs.py) beside the main toolchain.
+venv "$THREETIER_CACHE/venv-runner" "$THREETIER_ROOT/requirements/runner.txt"
+ln -sfn "$THREETIER_CACHE/venv-runner/bin/ansible-runner" "$THREETIER_BIN/ansible-runner"
 
 "$THREETIER_ROOT/scripts/build-go-tools.sh"
 [[ $E2E -eq 0 ]] || "$THREETIER_ROOT/scripts/build-go-tools.sh" e2e

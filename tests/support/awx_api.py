@@ -831,7 +831,7 @@ class ApiDouble:
         data = self._clean(endpoint, body, None)
         obj = self._insert(endpoint, data)
         if endpoint == "projects" and obj["scm_type"]:
-            self._project_update(obj)
+            self.project_update(obj)
         return obj
 
     def update(self, endpoint: str, object_id: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -848,12 +848,12 @@ class ApiDouble:
         obj.update(data)
         obj["modified"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         if scm_changed and obj["scm_type"]:
-            self._project_update(obj)
+            self.project_update(obj)
         else:
             obj.pop("_current_update", None)
         return obj
 
-    def _project_update(self, project: dict[str, Any]) -> dict[str, Any]:
+    def project_update(self, project: dict[str, Any]) -> dict[str, Any]:
         checkout = self.checkouts.get(project["scm_url"])
         ok = checkout is not None and checkout.is_dir()
         update = self._insert(
@@ -956,7 +956,7 @@ class ApiDouble:
         if endpoint == "projects" and sub == "playbooks":
             return 200, list(obj["playbooks"])
         if endpoint == "projects" and sub == "update" and method == "POST":
-            update = self._project_update(obj)
+            update = self.project_update(obj)
             return 202, {**self.render("project_updates", update), "project_update": update["id"]}
         if sub in obj["_associations"]:
             if method == "GET":
