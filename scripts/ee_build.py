@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Builds the Containerfile that `ansible-builder create` writes, without a container engine.
 
-    ee_build.py --context DIR --work DIR --image REF=ROOTFS [--build-arg K=V]... [--stage-dir STAGE=DIR]...
-                [--seed STAGE:PATH=SRC]... [--config-out FILE]
+    python scripts/ee_build.py --context DIR --work DIR --image REF=ROOTFS --config-out FILE
+        [--build-arg K=V]... [--stage-dir STAGE=DIR]... [--seed STAGE:PATH=SRC]... [--host-ca FILE]
 
 Each build stage of the Containerfile becomes a directory tree: FROM an image named by --image (a Debian
 rootfs from debootstrap standing in for the pinned base image) or an earlier stage (a copy of its tree);
