@@ -48,13 +48,25 @@ LOCAL = {"name": "local", "aws": False, "confirm_default": "local"}
 APP_NS, DB_NS = "threetier", "threetier-db"
 
 
+LOG = ROOT / "tests" / "output" / "awx-jobs.log"
+
+
 def log(message: str) -> None:
+    """Print a measurement and keep it in tests/output/awx-jobs.log (pytest shows captured output only on failure)."""
     print(message, file=sys.stderr)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    with LOG.open("a", encoding="utf-8") as handle:
+        handle.write(message.strip() + "\n")
 
 
 @pytest.fixture(scope="module")
 def built() -> ee.BuiltImage:
-    return ee.build()
+    image = ee.build()
+    log(
+        f"{datetime.now().isoformat(timespec='seconds')} EE {image.image.reference}: archive "
+        f"{image.archive_bytes / 2**20:.0f} MiB, build-ee.sh {image.build_seconds:.0f} s"
+    )
+    return image
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +147,10 @@ def awx(
 
 
 def succeeded(result: JobResult) -> JobResult:
+    log(
+        f"{datetime.now().isoformat(timespec='seconds')} job {result.job_id} {result.name!r}: {result.status}, "
+        f"{result.seconds:.0f} s (ansible-playbook {playbook_seconds(result):.0f} s), {result.host_stats()}"
+    )
     assert result.status == "successful" and result.rc == 0, (
         f"{result.name} ended {result.status} (rc {result.rc}):\n{result.stdout[-6000:]}"
     )
