@@ -86,5 +86,5 @@ docs: setup ## Regenerate the generated docs (architecture flow graphs, network 
 chart-gen: setup ## Regenerate the charts' derived files: values.schema.json, README values tables (helm-docs), vendored charts/common
 	$(ENV) && python scripts/chart_gen.py
 
-ee: build ## Write the execution environment's build context (context/Containerfile); building it needs a container engine
-	$(ENV) && ansible-builder create -c context --output-filename Containerfile
+ee: setup ## Build the execution environment image without a container engine (root; scripts/build-ee.sh)
+	$(ENV) && scripts/build-ee.sh

@@ -89,6 +89,9 @@ ln -sfn "$THREETIER_CACHE/venv-nca/bin/nca" "$THREETIER_BIN/nca"
 # checkov pins boto3 and packaging: its own virtualenv too.
 venv "$THREETIER_CACHE/venv-checkov" "$THREETIER_ROOT/requirements/checkov.txt"
 ln -sfn "$THREETIER_CACHE/venv-checkov/bin/checkov" "$THREETIER_BIN/checkov"
+# ansible-runner (AWX's transmit/process side of a job, tests/support/awx_jobs.py) beside the main toolchain.
+venv "$THREETIER_CACHE/venv-runner" "$THREETIER_ROOT/requirements/runner.txt"
+ln -sfn "$THREETIER_CACHE/venv-runner/bin/ansible-runner" "$THREETIER_BIN/ansible-runner"
 
 "$THREETIER_ROOT/scripts/build-go-tools.sh"
 [[ $E2E -eq 0 ]] || "$THREETIER_ROOT/scripts/build-go-tools.sh" e2e
@@ -107,5 +110,8 @@ cp "$THREETIER_ROOT/scripts/ansible_test_get_pip.py" "$HOME/.ansible/test/cache/
 # The repo is the collection: expose it where Ansible looks (ansible.cfg's collections_path).
 mkdir -p "$THREETIER_ROOT/.collections/ansible_collections/threetier"
 ln -sfn ../../.. "$THREETIER_ROOT/.collections/ansible_collections/threetier/k8s"
+# awx.awx (not in the `ansible` package; Galaxy is unreachable) from its released source in ../shared/sources,
+# linked beside it: awx/configure.yml's tests and ansible-lint run the real modules.
+"$THREETIER_ROOT/scripts/build-awx-collection.sh" >/dev/null
 
 log "setup done in $((SECONDS - START)) s (cache: $THREETIER_CACHE)"

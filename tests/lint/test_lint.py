@@ -46,6 +46,26 @@ def test_ansible_lint_production_profile() -> None:
     run(["ansible-lint", "--profile", "production", "--offline", "--nocolor"], env=env)
 
 
+def test_ansible_lint_validates_awx_arguments_with_the_real_modules(tmp_path: Path) -> None:
+    """No mock_modules: ansible-lint loads the installed awx.awx, so a bad argument in configure.yml fails it."""
+    (tmp_path / "awx" / "vars").mkdir(parents=True)
+    shutil.copy2(ROOT / ".ansible-lint", tmp_path / ".ansible-lint")
+    shutil.copy2(ROOT / "awx" / "vars" / "main.yml", tmp_path / "awx" / "vars" / "main.yml")
+    text = (ROOT / "awx" / "configure.yml").read_text(encoding="utf-8")
+    assert "        kind: cloud\n" in text
+    (tmp_path / "awx" / "configure.yml").write_text(
+        text.replace("        kind: cloud\n", "        kind: cloud\n        bogus: 1\n")
+    )
+    env = os.environ.copy()
+    env["ANSIBLE_COLLECTIONS_PATH"] = f"{ROOT / '.collections'}"
+    proc = subprocess.run(
+        ["ansible-lint", "--offline", "--nocolor", "awx/configure.yml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "args[module]" in output and "bogus" in output, output
+
+
 def _tracked_files() -> list[str]:
     out = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],

@@ -1,8 +1,10 @@
-"""execution-environment.yml: `ansible-builder create` writes a build context that holds everything the EE needs.
+"""execution-environment.yml: the build context `ansible-builder create` writes, and the image built from it.
 
-No container engine exists on these machines, so the image is never built here; what can be checked is the
-definition (ansible-builder's own schema validation runs in `create`), the generated Containerfile and the
-files copied into the context, and that every pinned version agrees with the rest of the repo.
+The definition (ansible-builder's own schema validation runs in `create`), the generated Containerfile and
+the files copied into the context are checked against the rest of the repo's pins. Then scripts/build-ee.sh
+builds the image from that context without a container engine (cached; minutes cold) and the tests look
+inside it through runc: the tools at their pinned versions, every Python library pinned, the collections
+installed, the image config an AWX pod relies on. tests/integration/test_awx_jobs.py runs the AWX jobs in it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import re
 import shutil
 from pathlib import Path
 
+import ee
 import pytest
 import yaml
+from awx_jobs import Pod
 from packaging_helpers import ROOT, galaxy_meta, run, tarball_name, tool
 
 EE_FILE = ROOT / "execution-environment.yml"
@@ -53,6 +57,9 @@ def build_context(collection_tarball: Path, tmp_path_factory: pytest.TempPathFac
         origin = collection_tarball if relative.parts[0] == "dist" else ROOT / relative
         shutil.copy2(origin, src / relative)
     shutil.copy2(ROOT / ee_definition()["dependencies"]["python"], src / "requirements.txt")
+    system = ee_definition()["dependencies"]["system"]
+    (src / system).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / system, src / system)
     context = src / "context"
     proc = run(
         [
@@ -138,14 +145,25 @@ def test_python_dependencies_and_constraints(build_context: Path, containerfile:
     reqs = (build_context / "_build" / "requirements.txt").read_text(encoding="utf-8")
     for package in ("kubernetes", "PyYAML", "jsonpatch", "boto3", "botocore"):
         assert re.search(rf"^{package}\b", reqs, re.MULTILINE), f"{package} missing from the EE's Python requirements"
-    assert (build_context / "_build" / "constraints" / "constraints.txt").read_bytes() == (
-        ROOT / "requirements" / "constraints.txt"
-    ).read_bytes()
-    builder = stage(containerfile, "builder")
-    assert "ENV PIP_CONSTRAINT=/build/constraints.txt" in builder
-    # the constraint must be in force before introspection and wheel assembly run
-    assert builder.index("PIP_CONSTRAINT") < builder.index("introspect.py introspect --user-pip=requirements.txt")
-    assert builder.index("PIP_CONSTRAINT") < builder.index("/output/scripts/assemble")
+    for name in ("constraints.txt", "ee-constraints.txt"):
+        assert (build_context / "_build" / "constraints" / name).read_bytes() == (
+            ROOT / "requirements" / name
+        ).read_bytes()
+    base = stage(containerfile, "base")
+    assert 'ENV PIP_CONSTRAINT="/build/constraints/constraints.txt /build/constraints/ee-constraints.txt"' in base
+    # the constraints are in force before the first pip run of the first stage; every other stage builds on it
+    assert base.index("PIP_CONSTRAINT") < base.index("pip install --no-cache-dir $ANSIBLE_INSTALL_REFS")
+    for name in ("galaxy", "builder", "final"):
+        assert re.search(rf"^FROM base AS {name}$", containerfile, re.MULTILINE), name
+    bindep = (build_context / "_build" / "bindep.txt").read_text(encoding="utf-8")
+    assert "ca-certificates" in bindep
+
+
+def test_base_is_the_pinned_debian_release(containerfile: str) -> None:
+    versions = versions_env()
+    assert f'ARG EE_BASE_IMAGE="docker.io/library/debian:{versions["EE_DEBIAN_RELEASE"]}"' in containerfile
+    assert 'ARG PKGMGR="/usr/bin/apt-get"' in containerfile
+    assert "/output/scripts/pip_install" not in containerfile, "Debian's python3 has no ensurepip: pip comes from apt"
 
 
 def test_ansible_core_and_runner_pinned(containerfile: str) -> None:
@@ -204,3 +222,92 @@ def test_final_image_has_helm_and_the_diff_plugin(containerfile: str) -> None:
     assert "COPY --from=galaxy /usr/share/ansible /usr/share/ansible" in final
     # helm lands before /output is purged and before the image switches to the unprivileged user
     assert final.index("/usr/local/bin/helm") < final.index("RUN rm -rf /output") < final.index("USER ")
+
+
+# ------------------------------------------------------------------------------------------ the built image
+
+
+@pytest.fixture(scope="module")
+def built() -> ee.BuiltImage:
+    """scripts/build-ee.sh: cached, so warm runs take seconds; a cold build takes minutes."""
+    image = ee.build()
+    print(
+        f"\nEE {image.image.reference}: archive {image.archive_bytes / 2**20:.0f} MiB, "
+        f"unpacked {image.rootfs_bytes / 2**20:.0f} MiB, build.sh {image.build_seconds:.0f} s"
+    )
+    return image
+
+
+@pytest.fixture(scope="module")
+def pod(built: ee.BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Pod:
+    return Pod(built.image, tmp_path_factory.mktemp("ee-pods"))
+
+
+def test_image_config_is_what_an_awx_pod_expects(built: ee.BuiltImage) -> None:
+    config = built.image.config
+    assert built.image.reference == f"localhost/threetier-k8s-ee:{galaxy_meta()['version']}"
+    assert config["User"] == "1000" and config["WorkingDir"] == "/runner"
+    assert config["Entrypoint"] == ["/opt/builder/bin/entrypoint", "dumb-init"] and config["Cmd"] == ["bash"]
+    assert config["Labels"]["ansible-execution-environment"] == "true"
+    assert "HELM_PLUGINS=/usr/local/lib/helm/plugins" in config["Env"]
+    assert built.archive_bytes < 2**30, f"the EE archive grew to {built.archive_bytes / 2**20:.0f} MiB"
+
+
+def test_tools_in_the_image_are_the_pinned_ones(pod: Pod) -> None:
+    versions = versions_env()
+    script = (
+        "helm version --short; helm plugin list; ansible --version | head -1; ansible-runner --version; "
+        "python3 -c 'import platform; print(platform.python_version())'; cat /etc/debian_version; id -u; echo $HOME"
+    )
+    proc = pod.exec(["bash", "-c", script])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == versions["HELM_VERSION"]
+    assert re.search(rf"^diff\s+{re.escape(versions['HELM_DIFF_VERSION'].lstrip('v'))}\s", proc.stdout, re.M), (
+        proc.stdout
+    )
+    core = re.search(r"^ansible-core==(\S+)", (ROOT / "requirements" / "constraints.txt").read_text(), re.M).group(1)
+    assert f"[core {core}]" in proc.stdout
+    runner = ee_definition()["dependencies"]["ansible_runner"]["package_pip"].split("==")[1]
+    assert runner in lines
+    assert versions["EE_PYTHON_VERSION"] in lines and versions["EE_DEBIAN_RELEASE"] in lines
+    assert lines[-2:] == ["1000", "/runner"], "the entrypoint gives the job user a home"
+
+
+def test_collections_in_the_image(pod: Pod) -> None:
+    proc = pod.exec(["ansible-galaxy", "collection", "list", "--format", "json"])
+    assert proc.returncode == 0, proc.stderr
+    found = {name: info["version"] for path in json.loads(proc.stdout).values() for name, info in path.items()}
+    assert found.pop("threetier.k8s") == galaxy_meta()["version"]
+    for item in ee_definition()["dependencies"]["galaxy"]["collections"]:
+        if "type" not in item:
+            assert found[item["name"]] == item["version"].lstrip("="), item["name"]
+    docs = pod.exec(["env", "ANSIBLE_NOCOLOR=1", "ansible-doc", "-t", "role", "threetier.k8s.backend"])
+    assert docs.returncode == 0 and "ENTRY POINT: *main*" in docs.stdout, docs.stdout[:2000] + docs.stderr[-2000:]
+
+
+def pins() -> dict[str, str]:
+    found = {}
+    for name in ("constraints.txt", "ee-constraints.txt"):
+        for line in (ROOT / "requirements" / name).read_text(encoding="utf-8").splitlines():
+            if "==" in line and not line.startswith("#"):
+                package, version = line.split("#")[0].strip().split("==")
+                found[re.sub(r"[-_.]+", "-", package).lower()] = version
+    return found
+
+
+def test_every_python_library_in_the_image_is_pinned(pod: Pod) -> None:
+    """pip-installed libraries (not Debian's own python3-* packages) are exactly the versions of the pin files."""
+    script = (
+        "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name']: d.version "
+        "for d in m.distributions() if str(d.locate_file('')).startswith('/usr/local/')}))"
+    )
+    proc = pod.exec(["python3", "-c", script])
+    assert proc.returncode == 0, proc.stderr
+    installed = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in json.loads(proc.stdout).items()}
+    assert {"ansible-core", "ansible-runner", "kubernetes", "boto3"} <= set(installed)
+    wanted = pins()
+    unpinned = sorted(set(installed) - set(wanted))
+    assert not unpinned, f"installed in the EE without a pin (add them to requirements/ee-constraints.txt): {unpinned}"
+    wrong = {name: (installed[name], wanted[name]) for name in installed if installed[name] != wanted[name]}
+    assert not wrong, f"installed at other versions than pinned (installed, pinned): {wrong}"

@@ -4,6 +4,7 @@ versions agree with tools/versions.env, and bad input fails before anything touc
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,35 @@ def test_every_inventory_passes_validation(ansible_playbook: Callable[..., Resul
     assert result.rc != 0, result.output
     assert result.output.count("fatal:") == 1, result.output
     assert UNREACHABLE in " ".join(result.output.split()), result.output
+
+
+def run_with_env(env: dict[str, str], *args: str) -> Result:
+    proc = subprocess.run(
+        ["ansible-playbook", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_a_pod_without_a_kubeconfig_is_refused(ansible_env: dict[str, str], playbook: str) -> None:
+    """kubernetes.core#1098: in a pod, no kubeconfig and no context would mean the pod's own service account."""
+    env = {**ansible_env, "KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    extra = ["-e", "threetier_kubeconfig=", "-e", "threetier_kube_context=", "-e", "rollback_release=backend"]
+    result = run_with_env(env, "-i", "inventories/local", playbook, *extra)
+    assert result.rc != 0, result.output
+    flat = " ".join(result.output.split())
+    assert "would use the pod's own service account" in flat and "kubernetes.core#1098" in flat, result.output
+    assert UNREACHABLE not in flat and "changed=0" in result.output, result.output
+    # The same playbook outside a pod goes on to the cluster (which does not answer here).
+    outside = run_with_env(ansible_env, "-i", "inventories/local", playbook, *extra)
+    assert "kubernetes.core#1098" not in outside.output
+
+
+def test_a_second_cluster_credential_is_refused(ansible_env: dict[str, str]) -> None:
+    """AWX's built-in Kubernetes credential beside the kubeconfig: kubernetes.core and helm would disagree."""
+    env = {**ansible_env, "K8S_AUTH_HOST": "https://10.0.0.1:6443", "K8S_AUTH_API_KEY": "token"}
+    result = run_with_env(env, "-i", "inventories/dev", "site.yml")
+    assert result.rc != 0, result.output
+    flat = " ".join(result.output.split())
+    assert "K8S_AUTH_HOST and K8S_AUTH_API_KEY are set too" in flat, result.output
+    assert UNREACHABLE not in flat, result.output
