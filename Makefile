@@ -72,7 +72,7 @@ build: setup ## Build the collection tarball
 	$(ENV) && ansible-galaxy collection build --force --output-path dist .
 
 network-docs: setup ## Regenerate docs/network-graph.md from the inventories' graphs
-	$(ENV) && python scripts/network_graph_doc.py
+	$(ENV) && python scripts/gen_docs.py --only network-graph
 
 bench: setup ## Time the NetworkPolicy builder on a 200-component, 1000-flow graph
 	$(ENV) && python scripts/bench_network_policies.py
@@ -81,7 +81,7 @@ bench-converge: setup ## Time site.yml (first run, no-op re-run) against bare he
 	$(ENV) && python scripts/bench_converge.py
 
 docs: setup ## Regenerate the generated docs (architecture flow graphs, network graph page, role variable tables)
-	$(ENV) && python scripts/gen_docs.py && python scripts/network_graph_doc.py && python scripts/role_docs.py
+	$(ENV) && python scripts/gen_docs.py && python scripts/role_docs.py
 
 chart-gen: setup ## Regenerate the charts' derived files: values.schema.json, README values tables (helm-docs), vendored charts/common
 	$(ENV) && python scripts/chart_gen.py
