@@ -7,8 +7,8 @@
   composer.json's "php": "^8.2"; the image build lints again with the image's PHP 8.4), and every route the
   e2e tier drives is declared in routes/api.php (or routes/web.php for /metrics) with a controller method
   that exists;
-- scripts/e2e/build-app-images.sh calls no API path the app does not declare.
-The images themselves are built and tested by scripts/e2e/build-app-images.sh (root, Debian, runc).
+- tests/harness/images/build-app-images.sh calls no API path the app does not declare.
+The images themselves are built and tested by tests/harness/images/build-app-images.sh (root, Debian, runc).
 """
 
 from __future__ import annotations

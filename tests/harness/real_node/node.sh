@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The e2e tier's cluster: control plane + one real node (containerd, kubelet, kube-proxy) on this host.
-#   scripts/e2e-cluster.sh up [--no-addons]  start it (root), import the images, apply the add-ons
-#   scripts/e2e-cluster.sh down              stop what `up` started (by PID) and remove every trace
-#   scripts/e2e-cluster.sh status            JSON state (exit 0 running, 1 otherwise)
-#   scripts/e2e-cluster.sh import-images | addons
-# Kubeconfig: $THREETIER_E2E_DIR/cluster/admin.kubeconfig. The logic is in e2e_node.py.
+#   tests/harness/real_node/node.sh up [--no-addons]  start it (root), import the images, apply the add-ons
+#   tests/harness/real_node/node.sh down              stop what `up` started (by PID) and remove every trace
+#   tests/harness/real_node/node.sh status            JSON state (exit 0 running, 1 otherwise)
+#   tests/harness/real_node/node.sh import-images | addons
+# Kubeconfig: $THREETIER_E2E_DIR/cluster/admin.kubeconfig. The logic is in node.py.
 set -euo pipefail
-# shellcheck source=env.sh
-. "$(dirname "$0")/env.sh"
-# shellcheck source=lib.sh
+# shellcheck source=../../../scripts/env.sh
+. "$(dirname "$0")/../../../scripts/env.sh"
+# shellcheck source=../../../scripts/lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
 [[ -x $THREETIER_VENV/bin/python ]] || die "the project virtualenv is missing ($THREETIER_VENV): run \`make setup\` first"
-exec "$THREETIER_VENV/bin/python" "$THREETIER_ROOT/scripts/e2e_node.py" "$@"
+# The harness is the package tests.harness of the repository root; -P keeps the caller's directory off the path.
+export PYTHONPATH="$THREETIER_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+exec "$THREETIER_VENV/bin/python" -P -m tests.harness.real_node.node "$@"
