@@ -164,7 +164,7 @@ def test_schema_and_seed_exist() -> None:
 
 
 def test_build_script_calls_only_declared_api_paths() -> None:
-    script = (ROOT / "scripts" / "e2e" / "build-app-images.sh").read_text(encoding="utf-8")
+    script = (ROOT / "tests" / "harness" / "images" / "build-app-images.sh").read_text(encoding="utf-8")
     called = set(re.findall(r"\$base/api(/[a-z]+)", script))
     assert called, "the build script's test calls no API path"
     declared = {route[1] for route in _declared_routes(BACKEND / "routes" / "api.php")}
