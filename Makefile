@@ -1,5 +1,7 @@
 # Entry points. Everything is installed under $(THREETIER_CACHE) (default ~/.cache/threetier-k8s),
-# never into the repo or the system. See README.md.
+# never into the repo or the system. See README.md. scripts/ holds what a user or maintainer runs (setup, the
+# tool builds, the EE build, the doc generators, the demo); tests/harness/ holds what the tests run on (the local
+# cluster, the real node, the e2e images, the benchmarks).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 ENV := . scripts/env.sh
@@ -29,23 +31,23 @@ integration: setup ## Molecule default scenario on the local (KWOK) cluster, RDS
 	$(ENV) && python -m pytest tests/integration $(PYTEST_ARGS)
 
 e2e: e2e-images ## Real-node tier: molecule test -s e2e, every proof (root; not part of `make test`)
-	$(ENV) && scripts/e2e/run.sh e2e
+	$(ENV) && tests/harness/real_node/run.sh e2e
 
 e2e-ci: e2e-images ## The real-node pass CI runs: converge, idempotence and the functional proofs (root)
-	$(ENV) && scripts/e2e/run.sh e2e-ci
+	$(ENV) && tests/harness/real_node/run.sh e2e-ci
 
 e2e-setup: ## Install the e2e tier's Debian packages and build its Go tools (kubelet, kube-proxy, CoreDNS, kube-router, Traefik)
 	scripts/setup.sh --e2e
 
 e2e-images: e2e-setup ## Build the e2e tier's images without Docker (system add-ons, example app, toolbox)
-	$(ENV) && scripts/e2e/build-images.sh
+	$(ENV) && tests/harness/images/build-images.sh
 
 e2e-up: e2e-images ## Start the real node with its add-ons, PostgreSQL 17 and moto's S3 (kept until e2e-down)
-	$(ENV) && scripts/e2e-cluster.sh up && E2E_PG_LISTEN=$${THREETIER_E2E_NODE_IP:-10.213.0.1} E2E_PG_CLIENT_CIDR=10.244.0.0/16 scripts/e2e/postgres.sh start \
-	  && E2E_S3_LISTEN=$${THREETIER_E2E_NODE_IP:-10.213.0.1} scripts/e2e/s3.sh start
+	$(ENV) && tests/harness/real_node/node.sh up && E2E_PG_LISTEN=$${THREETIER_E2E_NODE_IP:-10.213.0.1} E2E_PG_CLIENT_CIDR=10.244.0.0/16 tests/harness/real_node/postgres.sh start \
+	  && E2E_S3_LISTEN=$${THREETIER_E2E_NODE_IP:-10.213.0.1} tests/harness/real_node/s3.sh start
 
 e2e-down: ## Stop the real node, PostgreSQL and moto's S3, removing every trace
-	$(ENV) && scripts/e2e-cluster.sh down && scripts/e2e/postgres.sh stop && scripts/e2e/s3.sh stop
+	$(ENV) && tests/harness/real_node/node.sh down && tests/harness/real_node/postgres.sh stop && tests/harness/real_node/s3.sh stop
 
 demo: setup ## site.yml -i inventories/local on the real node (KWOK where it cannot run); prints the app's URL
 	$(ENV) && scripts/demo.sh
@@ -54,13 +56,13 @@ demo-down: ## Stop what `make demo` started on the real node
 	$(ENV) && scripts/demo.sh down
 
 cluster-up: setup ## Start the local KWOK cluster (kubeconfig path is printed)
-	$(ENV) && scripts/cluster.sh up
+	$(ENV) && tests/harness/local_cluster/cluster.sh up
 
 cluster-down: ## Stop the local cluster
-	$(ENV) && scripts/cluster.sh down
+	$(ENV) && tests/harness/local_cluster/cluster.sh down
 
 cluster-status: ## Show whether the local cluster runs
-	$(ENV) && scripts/cluster.sh status
+	$(ENV) && tests/harness/local_cluster/cluster.sh status
 
 lock: ## Re-resolve requirements/constraints.txt from requirements/dev.txt
 	$(ENV) && scripts/lock.sh
@@ -72,16 +74,16 @@ build: setup ## Build the collection tarball
 	$(ENV) && ansible-galaxy collection build --force --output-path dist .
 
 network-docs: setup ## Regenerate docs/network-graph.md from the inventories' graphs
-	$(ENV) && python scripts/network_graph_doc.py
+	$(ENV) && python scripts/gen_docs.py --only network-graph
 
 bench: setup ## Time the NetworkPolicy builder on a 200-component, 1000-flow graph
-	$(ENV) && python scripts/bench_network_policies.py
+	$(ENV) && python -m tests.harness.bench.network_policies
 
 bench-converge: setup ## Time site.yml (first run, no-op re-run) against bare helm upgrade --install on fresh local clusters
-	$(ENV) && python scripts/bench_converge.py
+	$(ENV) && python -m tests.harness.bench.converge
 
 docs: setup ## Regenerate the generated docs (architecture flow graphs, network graph page, role variable tables)
-	$(ENV) && python scripts/gen_docs.py && python scripts/network_graph_doc.py && python scripts/role_docs.py
+	$(ENV) && python scripts/gen_docs.py && python scripts/role_docs.py
 
 chart-gen: setup ## Regenerate the charts' derived files: values.schema.json, README values tables (helm-docs), vendored charts/common
 	$(ENV) && python scripts/chart_gen.py

@@ -8,7 +8,7 @@
 #   kube-router             github.com/cloudnativelabs/kube-router/v2 (go install)
 #   traefik                 github.com/traefik/traefik/v3, build module tools/go/traefik
 #   metrics-server-static   sigs.k8s.io/metrics-server again, without cgo, for its image
-# Everything but kubelet and kube-proxy ends up in an image (scripts/e2e/build-system-images.sh), so it is
+# Everything but kubelet and kube-proxy ends up in an image (tests/harness/images/build-system-images.sh), so it is
 # built with CGO_ENABLED=0: a static binary needs no libc in the image, and Go's own DNS resolver is used.
 set -euo pipefail
 # shellcheck source=env.sh

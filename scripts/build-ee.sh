@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the execution environment of execution-environment.yml without a container engine, the way the
-# e2e tier builds its images (debootstrap rootfs, umoci, skopeo docker-archive; scripts/e2e/rootfs.sh, oci.sh):
+# e2e tier builds its images (debootstrap rootfs, umoci, skopeo docker-archive; scripts/rootfs.sh, oci.sh):
 #
 #   1. the collection tarball (`make build`; reused while its MANIFEST.json and FILES.json are unchanged);
 #   2. `ansible-builder create` writes the build context (Containerfile + _build/) from the EE definition;
@@ -26,10 +26,10 @@ shopt -s inherit_errexit
 . "$THREETIER_ROOT/scripts/lib.sh"
 THREETIER_E2E_DIR="$THREETIER_CACHE/ee"
 E2E_IMAGE_PREFIX=localhost
-# shellcheck source=e2e/rootfs.sh
-. "$THREETIER_ROOT/scripts/e2e/rootfs.sh"
-# shellcheck source=e2e/oci.sh
-. "$THREETIER_ROOT/scripts/e2e/oci.sh"
+# shellcheck source=rootfs.sh
+. "$THREETIER_ROOT/scripts/rootfs.sh"
+# shellcheck source=oci.sh
+. "$THREETIER_ROOT/scripts/oci.sh"
 
 [[ $(id -u) -eq 0 ]] || die "build-ee.sh needs root (debootstrap, chroot)"
 EE="$THREETIER_CACHE/ee"

@@ -3,7 +3,7 @@
 #   scripts/demo.sh        (make demo)        converge, then print where the React app and /api answer
 #   scripts/demo.sh down   (make demo-down)   stop what the demo started
 #
-# Where the real node can run (root, Linux with overlayfs, br_netfilter, iptables, ipset: scripts/e2e_node.py
+# Where the real node can run (root, Linux with overlayfs, br_netfilter, iptables, ipset: tests/harness/real_node/node.py
 # preflight), the demo builds the real node's images (cached after the first run, which takes a while), starts
 # the node with its add-ons, moto's S3 for the database's backups and the chart mirror, converges with the e2e
 # scenario's settings (molecule/e2e/vars.yml: Traefik as the ingress, the locally built images) and leaves it
@@ -24,8 +24,8 @@ real_node_down() {
   while read -r service; do
     case $service in
       mirror) scripts/helm-mirror.sh stop || true ;;
-      s3) scripts/e2e/s3.sh stop || true ;;
-      node) scripts/e2e-cluster.sh down ;;
+      s3) tests/harness/real_node/s3.sh stop || true ;;
+      node) tests/harness/real_node/node.sh down ;;
     esac
   done < <(tac "$STARTED")
   rm -f "$STARTED"
@@ -48,8 +48,8 @@ start() {
 real_node_demo() {
   make --no-print-directory e2e-images
   mkdir -p "$E2E_DIR"
-  start node scripts/e2e-cluster.sh status -- scripts/e2e-cluster.sh up
-  start s3 env E2E_S3_LISTEN="$NODE_IP" scripts/e2e/s3.sh status -- env E2E_S3_LISTEN="$NODE_IP" scripts/e2e/s3.sh start
+  start node tests/harness/real_node/node.sh status -- tests/harness/real_node/node.sh up
+  start s3 env E2E_S3_LISTEN="$NODE_IP" tests/harness/real_node/s3.sh status -- env E2E_S3_LISTEN="$NODE_IP" tests/harness/real_node/s3.sh start
   start mirror scripts/helm-mirror.sh status -- scripts/helm-mirror.sh start
   log "running site.yml -i inventories/local on the real node"
   local begin=$SECONDS
@@ -73,11 +73,11 @@ kwok_demo() {
   cleanup() {
     if [[ ${KEEP:-0} != 1 ]]; then
       scripts/helm-mirror.sh stop || true
-      scripts/cluster.sh down || true
+      tests/harness/local_cluster/cluster.sh down || true
     fi
   }
   trap cleanup EXIT
-  scripts/cluster.sh up
+  tests/harness/local_cluster/cluster.sh up
   local mirror_url begin=$SECONDS
   mirror_url=$(scripts/helm-mirror.sh start)
   export KUBECONFIG="$THREETIER_CACHE/cluster/kubeconfig" K8S_AUTH_KUBECONFIG="$THREETIER_CACHE/cluster/kubeconfig"
@@ -94,7 +94,7 @@ if [[ ${1:-} == down ]]; then
   real_node_down
   exit 0
 fi
-if reason=$("$THREETIER_VENV/bin/python" scripts/e2e_node.py preflight 2>&1); then
+if reason=$(tests/harness/real_node/node.sh preflight 2>&1); then
   real_node_demo "$@"
 else
   log "the KWOK demo instead of the real node: $(head -n1 <<< "$reason" | sed 's/^missing: //')"

@@ -8,7 +8,7 @@ rootfs from debootstrap standing in for the pinned base image) or an earlier sta
 RUN executes in a chroot (fresh mount and PID namespaces, /proc mounted, the host's resolv.conf for the
 duration, a policy-rc.d so no service starts) with the stage's ARG and ENV values, WORKDIR and USER; COPY
 takes from the context or, with --from, from an earlier stage; ENV, WORKDIR, USER, LABEL, ENTRYPOINT and CMD
-are recorded for the image config, which is written as JSON (--config-out) for scripts/e2e/oci.sh.
+are recorded for the image config, which is written as JSON (--config-out) for scripts/oci.sh.
 
 The build host's network settings reach RUN steps as an engine's would, and stay out of the image: the
 host's resolv.conf, and with --host-ca FILE a CA bundle (e.g. of a TLS-intercepting egress proxy) copied in

@@ -1,16 +1,25 @@
-"""Regenerate the network flow graph section of docs/architecture.md from the inventories.
+"""Regenerate the docs drawn from the inventories' network graphs (one generator for both pages).
 
-For every inventories/<env>/hosts.yml, Ansible renders that environment's ``threetier_network`` through the
-collection's own filters (``threetier.k8s.network_graph_mermaid`` for the picture, ``threetier.k8s.network_flows``
-for the table), exactly as the network_policies role sees the graph. In rds mode the database CIDRs, which the
-role takes from the ``database_connection`` fact at deploy time, are filled from ``database_rds_subnets`` as
-the database role does. Environments whose graphs are identical share one section.
+Both pages draw every inventory's ``threetier_network`` with the collection's own filters:
 
-    scripts/gen_docs.py            # rewrite the generated block of docs/architecture.md
-    scripts/gen_docs.py --check    # exit 1 (and print a diff) when the committed doc is stale
+- ``architecture``: the generated block of docs/architecture.md. For every inventories/<env>/hosts.yml,
+  Ansible renders that environment's graph through ``threetier.k8s.network_graph_mermaid`` (the picture) and
+  ``threetier.k8s.network_flows`` (the table), exactly as the network_policies role sees the graph. In rds
+  mode the database CIDRs, which the role takes from the ``database_connection`` fact at deploy time, are
+  filled from ``database_rds_subnets`` as the database role does. Environments whose graphs are identical
+  share one section.
+- ``network-graph``: the whole of docs/network-graph.md. Each inventory's graph is templated with that
+  inventory's group_vars/all, as Ansible would, drawn, and listed with the NetworkPolicies the
+  ``network_policies`` filter builds from it. In rds/external mode the database CIDRs come from the
+  ``database_connection`` fact at deploy time; the page shows the stand-in TEST-NET-1 range for them.
 
-Needs ansible-core on PATH (``. scripts/env.sh``). The repository is exposed to Ansible as threetier.k8s through
-a temporary collections directory, so the script does not depend on the .collections link of scripts/setup.sh.
+    scripts/gen_docs.py                          # rewrite both pages (make docs)
+    scripts/gen_docs.py --check                  # exit 1 (and print a diff) when a committed page is stale
+    scripts/gen_docs.py --only network-graph     # one page: architecture or network-graph (make network-docs)
+
+Needs ansible-core (``. scripts/env.sh``). The repository is exposed as threetier.k8s through a temporary
+collections directory (to Ansible and to this process), so nothing depends on the .collections link of
+scripts/setup.sh. A maintainer's tool, not part of the test harness: the tests only run its ``--check``.
 """
 
 from __future__ import annotations
@@ -23,11 +32,30 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "architecture.md"
+
+
+def expose_collection(workdir: Path) -> Path:
+    """Link the checkout as ``<workdir>/collections/ansible_collections/threetier/k8s``; make it importable.
+
+    Returns the collections directory (for Ansible's collections_path). ``ansible_collections`` is a namespace
+    package (the ``ansible`` wheel ships collections under it too), so the extra path entry merges with those.
+    """
+    collections = workdir / "collections"
+    (collections / "ansible_collections" / "threetier").mkdir(parents=True)
+    (collections / "ansible_collections" / "threetier" / "k8s").symlink_to(ROOT, target_is_directory=True)
+    sys.path.insert(0, str(collections))
+    return collections
+
+
+# --- docs/architecture.md: the flow graphs as Ansible renders them ---------------------------------------
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 BEGIN = "<!-- BEGIN GENERATED: network flow graphs (scripts/gen_docs.py; do not edit by hand) -->"
 END = "<!-- END GENERATED: network flow graphs -->"
 
@@ -54,14 +82,11 @@ class Rendering:
     flows: tuple[tuple[str, str, str, str], ...]
 
 
-def ansible_environment(workdir: Path) -> dict[str, str]:
+def ansible_environment(workdir: Path, collections: Path) -> dict[str, str]:
     """Environment for an ad-hoc run that sees this repo as threetier.k8s and prints JSON only."""
-    collections = workdir / "collections" / "ansible_collections" / "threetier"
-    collections.mkdir(parents=True)
-    (collections / "k8s").symlink_to(ROOT, target_is_directory=True)
     config = workdir / "ansible.cfg"
     config.write_text(
-        f"[defaults]\ncollections_path = {workdir / 'collections'}\nstdout_callback = ansible.builtin.json\n"
+        f"[defaults]\ncollections_path = {collections}\nstdout_callback = ansible.builtin.json\n"
         "interpreter_python = auto_silent\nlocalhost_warning = false\n",
         encoding="utf-8",
     )
@@ -70,7 +95,7 @@ def ansible_environment(workdir: Path) -> dict[str, str]:
     return env
 
 
-def render(inventory: Path, env: dict[str, str]) -> Rendering:
+def ansible_render(inventory: Path, env: dict[str, str]) -> Rendering:
     """Run the filters for one inventory."""
     beside = Path(sys.executable).parent / "ansible"
     ansible = str(beside) if beside.is_file() else shutil.which("ansible", path=env.get("PATH"))
@@ -143,12 +168,10 @@ def section(envs: list[str], rendering: Rendering) -> str:
     return "\n".join(lines)
 
 
-def generated_block(inventories: list[Path]) -> str:
+def generated_block(inventories: list[Path], env: dict[str, str]) -> str:
     groups: dict[Rendering, list[str]] = {}
-    with tempfile.TemporaryDirectory(prefix="gen-docs-") as tmp:
-        env = ansible_environment(Path(tmp))
-        for inventory in inventories:
-            groups.setdefault(render(inventory, env), []).append(inventory.parent.name)
+    for inventory in inventories:
+        groups.setdefault(ansible_render(inventory, env), []).append(inventory.parent.name)
     body = "\n\n".join(section(envs, rendering) for rendering, envs in groups.items())
     return f"{BEGIN}\n\n{body}\n\n{END}"
 
@@ -156,30 +179,146 @@ def generated_block(inventories: list[Path]) -> str:
 def updated(document: str, block: str) -> str:
     """The document with its generated block replaced."""
     if BEGIN not in document or END not in document:
-        sys.exit(f"gen_docs.py: {DOC.relative_to(ROOT)} lacks the markers {BEGIN!r} ... {END!r}")
+        sys.exit(f"gen_docs.py: {ARCHITECTURE.relative_to(ROOT)} lacks the markers {BEGIN!r} ... {END!r}")
     head, rest = document.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
     return head + block + tail
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report whether the doc is up to date")
-    args = parser.parse_args()
+def architecture(current: str, workdir: Path, collections: Path) -> str:
+    """docs/architecture.md with its flow graphs regenerated, local, dev, staging, prod first."""
     order = {"local": 0, "dev": 1, "staging": 2, "prod": 3}
     inventories = sorted(ROOT.glob("inventories/*/hosts.yml"), key=lambda p: (order.get(p.parent.name, 9), p))
-    current = DOC.read_text(encoding="utf-8")
-    wanted = updated(current, generated_block(inventories))
-    if current == wanted:
-        return 0
-    if args.check:
-        diff = difflib.unified_diff(current.splitlines(), wanted.splitlines(), "committed", "generated", lineterm="")
-        print("\n".join(diff))
-        print(f"{DOC.relative_to(ROOT)} is stale: run scripts/gen_docs.py", file=sys.stderr)
-        return 1
-    DOC.write_text(wanted, encoding="utf-8")
-    print(f"updated {DOC.relative_to(ROOT)}")
-    return 0
+    return updated(current, generated_block(inventories, ansible_environment(workdir, collections)))
+
+
+# --- docs/network-graph.md: every inventory's graph and its NetworkPolicies -------------------------------
+
+NETWORK_GRAPH = ROOT / "docs" / "network-graph.md"
+STAND_IN_DATABASE_CIDRS = ["192.0.2.0/24"]
+
+
+def to_plain(value: Any) -> Any:
+    """Ansible's tagged containers and strings as plain Python data."""
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def inventory_graphs(root: Path = ROOT) -> dict[str, dict[str, Any]]:
+    """Every inventory's ``threetier_network`` by environment, templated, database CIDRs stood in if empty."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+
+    graphs = {}
+    for directory in sorted((root / "inventories").glob("*/group_vars/all")):
+        loader = DataLoader()
+        variables: dict[str, Any] = {}
+        for path in sorted(directory.glob("*.y*ml")):
+            variables.update(loader.load_from_file(str(path), trusted_as_template=True) or {})
+        if "threetier_network" not in variables:
+            continue
+        graph = to_plain(Templar(loader=loader, variables=variables).template(variables["threetier_network"]))
+        database = graph.get("database") or {}
+        if database.get("mode") in ("rds", "external") and not database.get("cidrs"):
+            database["cidrs"] = list(STAND_IN_DATABASE_CIDRS)
+        graphs[directory.parents[1].name] = graph
+    return graphs
+
+
+def _policy_rows(graph: dict[str, Any]) -> list[str]:
+    from ansible_collections.threetier.k8s.plugins.filter.network_policies import network_policies
+
+    rows = ["| policy | namespace | ingress rules | egress rules |", "|---|---|---|---|"]
+    for policy in network_policies(graph):
+        spec = policy["spec"]
+        rows.append(
+            f"| `{policy['metadata']['name']}` | `{policy['metadata']['namespace']}` "
+            f"| {len(spec.get('ingress', []))} | {len(spec.get('egress', []))} |"
+        )
+    return rows
+
+
+def network_graph_page(graphs: dict[str, dict[str, Any]]) -> str:
+    from ansible_collections.threetier.k8s.plugins.filter.network_graph_mermaid import network_graph_mermaid
+
+    lines = [
+        "# Network graphs of the inventories",
+        "",
+        "<!-- Generated by scripts/gen_docs.py from inventories/*/group_vars/all; do not edit by hand. -->",
+        "",
+        "Each diagram is `threetier_network | threetier.k8s.network_graph_mermaid(show_dns=false)` for one inventory:",
+        "the flows of the graph plus the built-in ones (Spilo, pooler, operator, database clients, API server).",
+        "Rectangles are managed components (one NetworkPolicy each, default-deny around them), dashed stadiums are",
+        "peers the collection does not manage, slanted boxes are CIDRs. Arrows carry the allowed ports; named ports",
+        "(`TCP/http`) resolve to the container port of that name on the destination pod. Every component that sends",
+        "anything may also reach the DNS pods on UDP and TCP 53 (left out of the drawings).",
+    ]
+    if any((graph.get("database") or {}).get("cidrs") == STAND_IN_DATABASE_CIDRS for graph in graphs.values()):
+        lines += [
+            "",
+            "Where an inventory leaves the `rds`/`external` database CIDRs empty (they then come from the"
+            f" `database_connection` fact at deploy time), the drawing shows the stand-in"
+            f" {STAND_IN_DATABASE_CIDRS[0]}.",
+        ]
+    for name, graph in graphs.items():
+        mode = (graph.get("database") or {}).get("mode", "none")
+        lines += ["", f"## {name} (database mode `{mode}`)", "", "```mermaid"]
+        lines += network_graph_mermaid(graph, show_dns=False).rstrip("\n").split("\n")
+        lines += ["```", ""]
+        lines += _policy_rows(graph)
+    return "\n".join(lines) + "\n"
+
+
+def network_graph(_current: str, _workdir: Path, _collections: Path) -> str:
+    """docs/network-graph.md, whole."""
+    return network_graph_page(inventory_graphs())
+
+
+# --- the command ------------------------------------------------------------------------------------------
+
+# name -> (page, how to build it from its current text)
+PAGES: dict[str, tuple[Path, Callable[[str, Path, Path], str]]] = {
+    "architecture": (ARCHITECTURE, architecture),
+    "network-graph": (NETWORK_GRAPH, network_graph),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report whether the pages are up to date")
+    parser.add_argument("--only", choices=sorted(PAGES), help="one page instead of both")
+    args = parser.parse_args(argv)
+    stale = False
+    with tempfile.TemporaryDirectory(prefix="gen-docs-") as tmp:
+        workdir = Path(tmp)
+        collections = expose_collection(workdir)
+        for name in [args.only] if args.only else list(PAGES):
+            page, build = PAGES[name]
+            current = page.read_text(encoding="utf-8") if page.exists() else ""
+            wanted = build(current, workdir, collections)
+            if current == wanted:
+                continue
+            rel = page.relative_to(ROOT)
+            if args.check:
+                diff = difflib.unified_diff(
+                    current.splitlines(), wanted.splitlines(), "committed", "generated", lineterm=""
+                )
+                print("\n".join(diff))
+                print(f"{rel} is stale: run scripts/gen_docs.py", file=sys.stderr)
+                stale = True
+                continue
+            page.write_text(wanted, encoding="utf-8")
+            print(f"updated {rel}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

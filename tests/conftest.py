@@ -9,15 +9,13 @@ quietly stops running is worse than a red one.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
-# Helpers that more than one tier imports (the AWX API double, the AWX job launcher).
-sys.path.insert(0, str(TESTS / "support"))
+# The module path (pytest.ini's pythonpath) holds the root, for the harness (tests.harness), and tests/support.
 
 
 def tier_of(path: Path) -> str:

@@ -7,8 +7,8 @@
   composer.json's "php": "^8.2"; the image build lints again with the image's PHP 8.4), and every route the
   e2e tier drives is declared in routes/api.php (or routes/web.php for /metrics) with a controller method
   that exists;
-- scripts/e2e/build-app-images.sh calls no API path the app does not declare.
-The images themselves are built and tested by scripts/e2e/build-app-images.sh (root, Debian, runc).
+- tests/harness/images/build-app-images.sh calls no API path the app does not declare.
+The images themselves are built and tested by tests/harness/images/build-app-images.sh (root, Debian, runc).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def test_schema_and_seed_exist() -> None:
 
 
 def test_build_script_calls_only_declared_api_paths() -> None:
-    script = (ROOT / "scripts" / "e2e" / "build-app-images.sh").read_text(encoding="utf-8")
+    script = (ROOT / "tests" / "harness" / "images" / "build-app-images.sh").read_text(encoding="utf-8")
     called = set(re.findall(r"\$base/api(/[a-z]+)", script))
     assert called, "the build script's test calls no API path"
     declared = {route[1] for route in _declared_routes(BACKEND / "routes" / "api.php")}

@@ -1,7 +1,8 @@
 """Session fixtures of the integration tier: the local cluster and the offline Helm chart mirror.
 
-Both are started on first use and reused when already running (a developer's `scripts/cluster.sh up`, an
-earlier Molecule run); whatever a session started is stopped at its end, and nothing else is.
+Both are started on first use and reused when already running (a developer's `make cluster-up`, an earlier
+Molecule run); whatever a session started is stopped at its end, and nothing else is. The scripts and the one
+kubectl() are the harness's (tests/harness/).
 """
 
 from __future__ import annotations
@@ -17,27 +18,21 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_SH = ROOT / "scripts" / "cluster.sh"
-HELM_MIRROR_SH = ROOT / "scripts" / "helm-mirror.sh"
+from tests.harness import HELM_MIRROR_SH, ROOT, local_cluster
+from tests.harness import proc as harness
+
+CLUSTER_SH = local_cluster.CLUSTER_SH
 
 
 def script(
     path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 1800
 ) -> subprocess.CompletedProcess[str]:
     """Run one of the project's scripts; its output is kept for assertion messages."""
-    return subprocess.run(
-        [str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-    )
+    return harness.run([path, *args], env=env, timeout=timeout, check=False, error=AssertionError)
 
 
 class ClusterScript:
-    """scripts/cluster.sh; ``env`` selects another cluster (THREETIER_CLUSTER_DIR, THREETIER_CLUSTER_NAME)."""
+    """The local cluster's cluster.sh; ``env`` selects another (THREETIER_CLUSTER_DIR, THREETIER_CLUSTER_NAME)."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         self.env = env
@@ -59,7 +54,7 @@ class ClusterScript:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Path]:
-    """Path of the kubeconfig of the local cluster (scripts/cluster.sh), started if it is not running."""
+    """Path of the kubeconfig of the local cluster (make cluster-up), started if it is not running."""
     shared = ClusterScript()
     started = shared.status()["state"] != "running"
     status = shared.up()
@@ -96,17 +91,15 @@ class Kubectl:
         check: bool = True,
         timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
+        return harness.kubectl(
+            *args,
+            kubeconfig=self.kubeconfig,
+            request_timeout=None,
+            stdin=stdin,
+            check=check,
             timeout=timeout,
-            check=False,
+            error=AssertionError,
         )
-        if check:
-            assert proc.returncode == 0, f"kubectl {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}"
-        return proc
 
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "-o", "json").stdout)

@@ -1,6 +1,7 @@
-"""The local cluster of scripts/cluster.sh does what the Molecule tier relies on.
+"""The local cluster of tests/harness/local_cluster/cluster.sh does what the Molecule tier relies on.
 
-Admission, controllers, scheduling and the metrics API are real; only the kubelets are KWOK's (cluster/).
+Admission, controllers, scheduling and the metrics API are real; only the kubelets are KWOK's
+(tests/harness/local_cluster/config/).
 The lifecycle test at the end runs its own throwaway cluster, so the shared one stays up for the other tests.
 """
 

@@ -56,20 +56,21 @@ def reference_graph() -> dict[str, Any]:
 
 
 def _doc_script() -> ModuleType:
-    """scripts/network_graph_doc.py, which also owns how an inventory's graph is templated."""
-    spec = importlib.util.spec_from_file_location("network_graph_doc", ROOT / "scripts" / "network_graph_doc.py")
+    """scripts/gen_docs.py, the docs generator, which also owns how an inventory's graph is templated."""
+    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # before it runs: its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-network_graph_doc = _doc_script()
+gen_docs = _doc_script()
 
 
 def inventory_graphs() -> dict[str, dict[str, Any]]:
     """Every inventory's ``threetier_network`` (templated; rds/external database CIDRs stood in if empty)."""
-    return network_graph_doc.inventory_graphs(ROOT)
+    return gen_docs.inventory_graphs(ROOT)
 
 
 def all_graphs() -> dict[str, dict[str, Any]]:

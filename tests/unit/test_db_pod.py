@@ -1,6 +1,6 @@
-"""Helpers of the database images' contract test (scripts/e2e/db_pod.py, app_pod.py's runc-config), without root.
+"""Helpers of the database images' contract test (tests/harness/images: db_pod.py, app_pod.py's runc-config), no root.
 
-`scripts/e2e/build-db-images.sh test` runs the containers; these tests pin what it feeds them: the operator's
+`tests/harness/images/build-db-images.sh test` runs the containers; these tests pin what it feeds them: the operator's
 SPILO_CONFIGURATION shape, the parsing of pgbench and pgbouncer output (a changed format must fail, not pass),
 and the runc settings that emulate the operator's pods.
 """
@@ -8,16 +8,11 @@ and the runc settings that emulate the operator's pods.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts" / "e2e"))
-
-import app_pod  # noqa: E402
-import db_pod  # noqa: E402
+from tests.harness.images import app_pod, db_pod
 
 PGBENCH_REPORT = """\
 pgbench (17.12 (Debian 17.12-0+deb13u1))

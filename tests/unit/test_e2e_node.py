@@ -1,4 +1,4 @@
-"""The e2e node's generated configuration and PKI (scripts/e2e_node.py, scripts/e2e_pki.py), without root.
+"""The e2e node's generated configuration and PKI (tests/harness/real_node: node.py, pki.py), without root.
 
 `make e2e` runs the node itself; these tests pin the settings the node depends on on this kind of host (cgroup
 v1, no CAP_SYS_RESOURCE, no IPVS) and the rule that nothing listens beyond loopback and the node's address.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import sys
 import tomllib
 from pathlib import Path
 
@@ -17,10 +16,7 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import e2e_node  # noqa: E402
+from tests.harness.real_node import node as e2e_node
 
 
 @pytest.fixture
@@ -159,7 +155,7 @@ def test_local_storage_is_default_node_bound_and_kept(cfg: e2e_node.Config) -> N
 
 def test_host_differences_name_what_down_left_behind() -> None:
     """The cleanliness check of `down` reports every kind of leftover, and nothing when the host is as before."""
-    import e2e_host
+    from tests.harness.real_node import host as e2e_host
 
     before = {
         "links": ["eth0", "lo"],
@@ -183,7 +179,7 @@ def test_host_differences_name_what_down_left_behind() -> None:
 
 
 def test_host_snapshot_covers_what_the_node_touches(tmp_path: Path) -> None:
-    import e2e_host
+    from tests.harness.real_node import host as e2e_host
 
     snap = e2e_host.snapshot(tmp_path)
     assert {"links", "iptables", "ip6tables", "ipsets", "sysctls", "mounts_under_state", "netns",

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 from ansible_collections.threetier.k8s.plugins.filter.default_deny_policies import default_deny_policies
 from ansible_collections.threetier.k8s.plugins.filter.network_policies import network_policies
-from conftest import ROOT, all_graphs, network_graph_doc
+from conftest import ROOT, all_graphs, gen_docs
 
 GRAPHS = all_graphs()
 FILTERS = ("network_policies", "default_deny_policies", "network_graph_mermaid", "network_flows")
@@ -22,7 +22,7 @@ KUBERNETES_VERSION = "1.33.0"
 
 def test_network_graph_page_is_current() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "network_graph_doc.py"), "--check"],
+        [sys.executable, str(ROOT / "scripts" / "gen_docs.py"), "--check", "--only", "network-graph"],
         capture_output=True,
         text=True,
         check=False,
@@ -32,7 +32,7 @@ def test_network_graph_page_is_current() -> None:
 
 def test_network_graph_page_draws_every_inventory() -> None:
     text = (ROOT / "docs" / "network-graph.md").read_text(encoding="utf-8")
-    graphs = network_graph_doc.inventory_graphs(ROOT)
+    graphs = gen_docs.inventory_graphs(ROOT)
     assert graphs, "no inventory defines threetier_network"
     for name in graphs:
         assert f"\n## {name} (database mode" in text

@@ -16,7 +16,7 @@ behind PgBouncer), each printing ``PROOF <name>: <numbers>`` and exiting non-zer
                                nothing
 
 Shares the plumbing of proofs.py (same environment: KUBECONFIG, E2E_INGRESS_URL, E2E_HOST, E2E_NAMESPACE,
-E2E_PROJECT, E2E_VARS, E2E_NODE_IP), plus E2E_DB_NAMESPACE and E2E_DB_CLUSTER.
+E2E_PROJECT, E2E_VARS, E2E_NODE_IP, PYTHONPATH), plus E2E_DB_NAMESPACE and E2E_DB_CLUSTER.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ from proofs import (
     request,
     wait_for,
 )
+
+from tests.harness import proc as harness
+from tests.harness.real_node import POSTGRES_SH
 
 DB_NS = os.environ.get("E2E_DB_NAMESPACE", "threetier-db")
 CLUSTER = os.environ.get("E2E_DB_CLUSTER", "acid-threetier")
@@ -777,9 +780,7 @@ def run_playbook(playbook: str, *extra: str, timeout: float = 1500) -> tuple[flo
         str(project / playbook),
     ]
     start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    if proc.returncode != 0:
-        raise ProofFailed(f"{playbook} {' '.join(extra)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-1000:]}")
+    proc = harness.run(cmd, timeout=timeout, error=ProofFailed)
     return time.monotonic() - start, proc.stdout
 
 
@@ -866,10 +867,9 @@ def proof_external() -> None:
         )
     )
     extra_file.chmod(0o600)
-    project = Path(os.environ["E2E_PROJECT"])
     try:
         # A fresh database on the host: only the hook-less path may create the schema.
-        subprocess.run([str(project / "scripts" / "e2e" / "postgres.sh"), "reset"], check=True, timeout=120)
+        harness.run([str(POSTGRES_SH), "reset"], timeout=120, error=ProofFailed)
         converge_seconds, _out = run_playbook("playbooks/site.yml", "-e", f"@{extra_file}")
         status_before, body_before, _latency = request("/api/messages?limit=1")
         first_seconds, first = run_playbook("playbooks/migrate.yml", "-e", f"@{extra_file}")

@@ -12,7 +12,7 @@ promise does not hold.
 
 Configuration comes from the environment the Molecule playbooks set: KUBECONFIG, E2E_INGRESS_URL,
 E2E_HOST, E2E_NAMESPACE, E2E_TOOLBOX_IMAGE, E2E_NODE_IP, E2E_PROJECT (repo root), E2E_VARS (the
-scenario's vars.yml).
+scenario's vars.yml), and PYTHONPATH (the repo root: commands run through tests/harness/proc.py).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.harness import proc as harness
+
 NS = os.environ.get("E2E_NAMESPACE", "threetier")
 INGRESS = urllib.parse.urlsplit(os.environ.get("E2E_INGRESS_URL", "http://127.0.0.1:30080"))
 HOST = os.environ.get("E2E_HOST", "threetier.localtest.me")
@@ -51,10 +53,10 @@ class ProofFailed(Exception):
 def kubectl(
     *args: str, check: bool = True, stdin: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["kubectl", *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise ProofFailed(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc
+    """kubectl on $KUBECONFIG (the scenario sets it); a failure is the proof's failure."""
+    return harness.kubectl(
+        *args, request_timeout=None, check=check, stdin=stdin, timeout=timeout, error=ProofFailed
+    )  # fmt: skip
 
 
 def kube_json(*args: str) -> dict:
@@ -414,9 +416,7 @@ def site_playbook(*extra: str) -> float:
         str(project / "playbooks" / "site.yml"),
     ]
     start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, check=False)
-    if proc.returncode != 0:
-        raise ProofFailed(f"site.yml {' '.join(extra)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-1000:]}")
+    harness.run(cmd, timeout=1200, error=ProofFailed)
     return time.monotonic() - start
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import testinfra
+
+from tests.harness.proc import kubectl
 
 DB_NAMESPACE = os.environ.get("E2E_DB_NAMESPACE", "threetier-db")
 OPERATOR_NAMESPACE = os.environ.get("E2E_OPERATOR_NAMESPACE", "postgres-operator")
@@ -29,7 +30,7 @@ EXPECTED = {
 
 
 def kubectl_json(*args: str) -> dict:
-    out = subprocess.run(["kubectl", *args, "-o", "json"], capture_output=True, text=True, check=True, timeout=60)
+    out = kubectl(*args, "-o", "json", request_timeout=None)
     return json.loads(out.stdout)
 
 
@@ -84,21 +85,11 @@ def test_namespace_enforces_restricted_and_its_pods_fit(namespace: str) -> None:
     assert labels.get("pod-security.kubernetes.io/enforce") == "restricted", labels
     # A server-side dry run of the label re-evaluates every existing pod: Pod Security warns for each one
     # that would violate the level.
-    proc = subprocess.run(
-        [
-            "kubectl",
-            "label",
-            "--dry-run=server",
-            "--overwrite",
-            "namespace",
-            namespace,
-            "pod-security.kubernetes.io/enforce=restricted",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    proc = kubectl(
+        "label", "--dry-run=server", "--overwrite", "namespace", namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        request_timeout=None,
+    )  # fmt: skip
     assert "violate" not in proc.stderr, proc.stderr
 
 

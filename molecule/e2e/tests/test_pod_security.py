@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 import testinfra
+
+from tests.harness.proc import kubectl
 
 NAMESPACE = os.environ.get("E2E_NAMESPACE", "threetier")
 KUBECONFIG = os.environ.get("KUBECONFIG")
@@ -25,12 +26,8 @@ EXPECTED = {
 
 
 def _pods() -> list[tuple[str, str, int, int]]:
-    out = subprocess.run(
-        ["kubectl", "-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/component", "-o", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
+    out = kubectl(
+        "-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/component", "-o", "json", request_timeout=None
     )
     cases = []
     for pod in json.loads(out.stdout)["items"]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A Molecule scenario on the real node, then a summary of its proofs, ending with "N passed, N failed".
-#   scripts/e2e/run.sh [e2e|e2e-ci]    (default e2e: `make e2e`; e2e-ci: `make e2e-ci`, the pass CI runs)
+#   tests/harness/real_node/run.sh [e2e|e2e-ci]    (default e2e: `make e2e`; e2e-ci: `make e2e-ci`, the pass CI runs)
 # Refuses to start, naming what is missing, where the node cannot run (not root, a kernel without overlayfs,
 # br_netfilter, iptables' nat table or ipset). The node changes the host (links, iptables, sysctls) while it
 # runs: an interrupted run (Ctrl-C, a CI timeout's SIGTERM) still tears it down, and `down` checks that the
@@ -8,9 +8,9 @@
 # describe and logs of every pod that was not ready, the kubelet's and containerd's logs) is kept and its path
 # printed. Needs the images of build-images.sh.
 set -euo pipefail
-# shellcheck source=../env.sh
-. "$(dirname "$0")/../env.sh"
-# shellcheck source=../lib.sh
+# shellcheck source=../../../scripts/env.sh
+. "$(dirname "$0")/../../../scripts/env.sh"
+# shellcheck source=../../../scripts/lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
 scenario=${1:-e2e}
 case $scenario in
@@ -20,7 +20,7 @@ case $scenario in
   e2e-ci) EXPECTED=(app dbcluster netpol dbnetpol podsecurity dbpodsecurity) ;;
   *) die "unknown scenario '$scenario' (e2e or e2e-ci)" ;;
 esac
-if ! missing=$("$THREETIER_VENV/bin/python" "$THREETIER_ROOT/scripts/e2e_node.py" preflight); then
+if ! missing=$("$THREETIER_ROOT/tests/harness/real_node/node.sh" preflight); then
   die "the real node cannot run on this host:"$'\n'"$missing"
 fi
 E2E_DIR=${THREETIER_E2E_DIR:-$THREETIER_CACHE/e2e}
@@ -40,7 +40,7 @@ interrupted() {
   trap - INT TERM
   log "interrupted: tearing the real node down"
   molecule destroy -s "$scenario" > "$E2E_DIR/destroy-after-interrupt.log" 2>&1 \
-    || "$THREETIER_ROOT/scripts/e2e-cluster.sh" down || true
+    || "$THREETIER_ROOT/tests/harness/real_node/node.sh" down || true
   [[ -d $diagnosis ]] && log "diagnosis: $diagnosis"
   exit 130
 }

@@ -4,9 +4,9 @@ etcd, kube-apiserver, kube-controller-manager and kube-scheduler come from the s
 cluster's (scripts/build-cluster-tools.sh); the node is containerd + runc + the CNI bridge plugin from Debian,
 with kubelet and kube-proxy of that same Kubernetes build (``build-cluster-tools.sh node``). Add-ons
 (CoreDNS, kube-router's NetworkPolicy firewall, metrics-server, Traefik) run as pods from images built
-locally (scripts/e2e/build-*-images.sh) and imported into containerd; nothing is pulled.
+locally (tests/harness/images/build-*-images.sh) and imported into containerd; nothing is pulled.
 
-Run through scripts/e2e-cluster.sh: ``up`` starts everything (or reuses a healthy cluster), ``down`` stops
+Run through tests/harness/real_node/node.sh: ``up`` starts everything (or reuses a healthy cluster), ``down`` stops
 only what ``up`` started (PIDs with their start times) and removes every trace (pods, mounts, cgroups,
 iptables rules, links, sysctls), ``status`` reports.
 
@@ -43,14 +43,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import e2e_host
 import yaml
-from e2e_pki import ensure_pki
 
-from cluster import ClusterError, log, pid_alive, run, start_time
+from tests.harness import ROOT
+from tests.harness.local_cluster.cluster import ClusterError, log, pid_alive, start_time
+from tests.harness.proc import HarnessError, kubectl, run
+from tests.harness.real_node import host
+from tests.harness.real_node.pki import ensure_pki
 
-ROOT = Path(__file__).resolve().parent.parent
-ADDONS = ROOT / "scripts" / "e2e" / "addons"
+ADDONS = Path(__file__).resolve().parent / "addons"
 ADDON_ORDER = ("coredns.yaml", "kube-router.yaml", "metrics-server.yaml", "traefik.yaml")
 IMAGE_PREFIX = "localhost/threetier-e2e"
 # Start order; `down` walks it backwards.
@@ -224,17 +225,6 @@ def tail(path: Path, lines: int = 25) -> str:
     return ""
 
 
-def kubectl(
-    cfg: Config, *args: str, check: bool = True, stdin: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return run(
-        ["kubectl", f"--kubeconfig={cfg.kubeconfig}", "--request-timeout=20s", *args],
-        check=check,
-        stdin=stdin,
-        timeout=timeout,
-    )
-
-
 def ctr(cfg: Config, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return run(["ctr", f"--address={cfg.containerd_socket}", "--namespace=k8s.io", *args], check=check, timeout=timeout)
 
@@ -379,7 +369,7 @@ def containerd_config(cfg: Config, pause_image: str) -> Path:
     base = cfg.state / "containerd"
     base.mkdir(parents=True, exist_ok=True)
     cri = 'plugins."io.containerd.grpc.v1.cri"'
-    text = f"""# Written by scripts/e2e_node.py: a private containerd for the e2e node (its own root, state and socket).
+    text = f"""# Written by tests/harness/real_node/node.py: the e2e node's own containerd (root, state, socket).
 version = 2
 root = "{base / "root"}"
 state = "{base / "state"}"
@@ -640,7 +630,7 @@ def etcd_healthy(cfg: Config) -> bool:
 
 
 def api_ready(cfg: Config) -> bool:
-    return kubectl(cfg, "get", "--raw=/readyz", check=False, timeout=10).stdout.strip() == "ok"
+    return kubectl("get", "--raw=/readyz", check=False, timeout=10, kubeconfig=cfg.kubeconfig).stdout.strip() == "ok"
 
 
 def containerd_ready(cfg: Config) -> bool:
@@ -649,7 +639,6 @@ def containerd_ready(cfg: Config) -> bool:
 
 def node_ready(cfg: Config) -> bool:
     out = kubectl(
-        cfg,
         "get",
         "node",
         cfg.node_name,
@@ -657,6 +646,7 @@ def node_ready(cfg: Config) -> bool:
         "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
         check=False,
         timeout=10,
+        kubeconfig=cfg.kubeconfig,
     )
     return out.stdout.strip() == "True"
 
@@ -680,7 +670,7 @@ def import_images(cfg: Config) -> int:
     have = set(ctr(cfg, "images", "ls", "-q").stdout.split())
     count = 0
     for archive in image_archives(cfg):
-        # scripts/e2e/oci.sh writes the reference beside the archive (NAME_TAG.ref).
+        # scripts/oci.sh writes the reference beside the archive (NAME_TAG.ref).
         ref_file = archive.with_suffix(".ref")
         name, _sep, tag = archive.stem.rpartition("_")
         ref = ref_file.read_text().strip() if ref_file.exists() else f"{IMAGE_PREFIX}/{name}:{tag}"
@@ -715,7 +705,9 @@ def apply_addons(cfg: Config) -> None:
     values = addon_values(cfg)
     for name in ADDON_ORDER:
         text = string.Template((ADDONS / name).read_text()).substitute(values)
-        kubectl(cfg, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=text, timeout=120)
+        kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=text, timeout=120, kubeconfig=cfg.kubeconfig
+        )
     log("add-ons applied: " + ", ".join(ADDON_ORDER))
 
 
@@ -726,11 +718,23 @@ def wait_addons(cfg: Config, timeout: int) -> None:
         ("deployment", "kube-system", "metrics-server"),
         ("deployment", "ingress", "traefik"),
     ):
-        kubectl(cfg, "-n", ns, "rollout", "status", f"{kind}/{name}", f"--timeout={timeout}s", timeout=timeout + 30)
+        kubectl(
+            "-n",
+            ns,
+            "rollout",
+            "status",
+            f"{kind}/{name}",
+            f"--timeout={timeout}s",
+            timeout=timeout + 30,
+            kubeconfig=cfg.kubeconfig,
+        )
     wait_until(
         "the metrics API",
         lambda: (
-            kubectl(cfg, "get", "--raw=/apis/metrics.k8s.io/v1beta1/nodes", check=False, timeout=10).returncode == 0
+            kubectl(
+                "get", "--raw=/apis/metrics.k8s.io/v1beta1/nodes", check=False, timeout=10, kubeconfig=cfg.kubeconfig
+            ).returncode
+            == 0
         ),
         timeout,
         cfg,
@@ -798,7 +802,9 @@ def local_storage(cfg: Config) -> None:
     for doc in docs:
         if doc["kind"] == "PersistentVolume":
             Path(doc["spec"]["local"]["path"]).mkdir(parents=True, exist_ok=True)  # type: ignore[index]
-    kubectl(cfg, "apply", "-f", "-", stdin="\n---\n".join(json.dumps(d) for d in docs), timeout=60)
+    kubectl(
+        "apply", "-f", "-", stdin="\n---\n".join(json.dumps(d) for d in docs), timeout=60, kubeconfig=cfg.kubeconfig
+    )
     log(f"storage: StorageClass {STORAGE_CLASS} (default), {LOCAL_VOLUMES} local volumes under {cfg.state / 'volumes'}")
 
 
@@ -813,7 +819,7 @@ def bootstrap_rbac(cfg: Config) -> None:
             {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kube-apiserver-kubelet-client"}
         ],
     }
-    kubectl(cfg, "apply", "-f", "-", stdin=json.dumps(binding))
+    kubectl("apply", "-f", "-", stdin=json.dumps(binding), kubeconfig=cfg.kubeconfig)
 
 
 # --- up / down --------------------------------------------------------------------------------------------
@@ -824,7 +830,7 @@ def healthy(cfg: Config) -> bool:
 
 
 def up(cfg: Config, timeout: int, addons: bool) -> None:
-    missing = e2e_host.preflight()
+    missing = host.preflight()
     if missing:
         raise ClusterError("the real node cannot run on this host; missing:\n  - " + "\n  - ".join(missing))
     t0 = time.monotonic()
@@ -833,7 +839,7 @@ def up(cfg: Config, timeout: int, addons: bool) -> None:
         down(cfg)
     if not cfg.state.exists():
         # The host as the node finds it; `down` compares the host it leaves with this.
-        e2e_host.save_snapshot(host_snapshot(cfg), cfg.state)
+        host.save_snapshot(host_snapshot(cfg), cfg.state)
     cfg.state.mkdir(parents=True, exist_ok=True)
     pins = versions()
     ensure_node_link(cfg)
@@ -883,7 +889,6 @@ def delete_pods(cfg: Config) -> None:
         return
     stop(cfg, "kube-controller-manager")
     kubectl(
-        cfg,
         "delete",
         "pods",
         "--all",
@@ -893,6 +898,7 @@ def delete_pods(cfg: Config) -> None:
         "--wait=false",
         check=False,
         timeout=60,
+        kubeconfig=cfg.kubeconfig,
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -1001,7 +1007,7 @@ def cleanup_chains() -> None:
 
 
 def cleanup_iptables(cfg: Config) -> None:
-    with contextlib.suppress(ClusterError):
+    with contextlib.suppress(HarnessError):
         run(
             [binary(cfg, "kube-proxy"), "--cleanup", f"--config={cfg.state / 'kube-proxy-config.yaml'}"],
             check=False,
@@ -1019,7 +1025,7 @@ def check_clean(cfg: Config) -> None:
     before_path = host_snapshot(cfg)
     if not before_path.exists():
         return
-    found = e2e_host.differences(json.loads(before_path.read_text()), e2e_host.snapshot(cfg.state))
+    found = host.differences(json.loads(before_path.read_text()), host.snapshot(cfg.state))
     before_path.unlink()
     if found:
         raise ClusterError("the host is not as the node found it:\n  - " + "\n  - ".join(found))
@@ -1030,7 +1036,7 @@ def check_clean(cfg: Config) -> None:
 
 def diagnose(cfg: Config, out: Path | None = None) -> Path:
     target = out or cfg.e2e / "diagnosis" / time.strftime("%Y%m%d-%H%M%S")
-    return e2e_host.diagnose(target, lambda *a, **k: kubectl(cfg, *a, **k), cfg.logs)
+    return host.diagnose(target, lambda *a, **k: kubectl(*a, **k, kubeconfig=cfg.kubeconfig), cfg.logs)
 
 
 def down(cfg: Config) -> None:
@@ -1100,7 +1106,7 @@ def main(argv: list[str] | None = None) -> int:
             apply_addons(cfg)
             wait_addons(cfg, args.timeout)
         elif args.command == "preflight":
-            missing = e2e_host.preflight()
+            missing = host.preflight()
             for item in missing:
                 print(f"missing: {item}")
             return 1 if missing else 0
@@ -1112,7 +1118,7 @@ def main(argv: list[str] | None = None) -> int:
             report = status(cfg)
             print(json.dumps(report, indent=2))
             return 0 if report["state"] == "running" else 1
-    except ClusterError as exc:
+    except HarnessError as exc:
         log(f"ERROR: {exc}")
         return 1
     return 0

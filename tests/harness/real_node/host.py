@@ -8,7 +8,7 @@
 - ``diagnose()``: events, pods, the describe and logs of every pod that is not ready, the kubelet's and
   containerd's logs, into one folder.
 
-Used by scripts/e2e_node.py (``preflight``, ``check-clean``, ``diagnose`` commands).
+Used by tests/harness/real_node/node.py (``preflight``, ``check-clean``, ``diagnose`` commands).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-# sysctls the node sets or the kubelet and kube-proxy change (scripts/e2e_node.py restores them on down).
+from tests.harness.proc import run
+
+# sysctls the node sets or the kubelet and kube-proxy change (tests/harness/real_node/node.py restores them on down).
 SYSCTLS = (
     "net/ipv4/ip_forward",
     "net/bridge/bridge-nf-call-iptables",
@@ -37,7 +39,7 @@ BUILTIN_CHAINS = {"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"}
 
 
 def _out(cmd: list[str]) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    proc = run(cmd, timeout=60, check=False)
     return proc.stdout if proc.returncode == 0 else ""
 
 
@@ -70,11 +72,7 @@ def preflight() -> list[str]:
         missing.append("CNI plugins: install Debian's containernetworking-plugins (requirements/apt-e2e.txt)")
     if os.geteuid() == 0 and shutil.which("iptables") and not _out(["iptables", "-t", "nat", "-S"]):
         missing.append("iptables nat table: the kernel lacks iptable_nat/nf_nat (kube-proxy needs them)")
-    if (
-        os.geteuid() == 0
-        and shutil.which("ipset")
-        and subprocess.run(["ipset", "list", "-n"], capture_output=True, timeout=30, check=False).returncode
-    ):
+    if os.geteuid() == 0 and shutil.which("ipset") and run(["ipset", "list", "-n"], timeout=30, check=False).returncode:
         missing.append("ipset: the kernel lacks ip_set (kube-router's NetworkPolicy firewall needs it)")
     return missing
 

@@ -2,17 +2,17 @@
 # An S3 endpoint for the e2e tier's logical backups: moto in server mode (the project's virtualenv), on the
 # node's address only, with the backup bucket created.
 #
-#   scripts/e2e/s3.sh start    start it (or reuse the one this script started), create the bucket
-#   scripts/e2e/s3.sh stop     stop the server this script started (PID + start time); idempotent
-#   scripts/e2e/s3.sh status   one JSON object: running, pid, url, bucket, objects; exit 0 running, 1 not
+#   tests/harness/real_node/s3.sh start    start it (or reuse the one this script started), create the bucket
+#   tests/harness/real_node/s3.sh stop     stop the server this script started (PID + start time); idempotent
+#   tests/harness/real_node/s3.sh status   one JSON object: running, pid, url, bucket, objects; exit 0 running, 1 not
 #
 # Environment (defaults): E2E_S3_LISTEN=127.0.0.1 (the lead passes the node's address, so pods reach it),
 # E2E_S3_PORT=9000, E2E_S3_BUCKET=threetier-e2e-backups. moto keeps objects in memory: a restart empties the
 # bucket, which is what a throwaway tier wants. Files under $THREETIER_E2E_DIR/s3: pid, listen, server.log.
 set -euo pipefail
-# shellcheck source=../env.sh
-. "$(dirname "$0")/../env.sh"
-# shellcheck source=../lib.sh
+# shellcheck source=../../../scripts/env.sh
+. "$(dirname "$0")/../../../scripts/env.sh"
+# shellcheck source=../../../scripts/lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
 
 E2E_S3_LISTEN=${E2E_S3_LISTEN:-127.0.0.1}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark of threetier.k8s.network_policies: a graph of 200 components and 1,000 flows (goal: under 1 s).
 
-Usage: ``python scripts/bench_network_policies.py [--components N] [--flows N] [--repeat N] [--seed N]``.
+Usage: ``python -m tests.harness.bench.network_policies [--components N] [--flows N] [--repeat N] [--seed N]``.
 The graph is random but seeded: components spread over 10 namespaces (a fifth of them unmanaged peers), flows
 with one to three numeric, ranged or named ports, some CIDR egress, DNS on and the operator database with clients.
 Prints the best and median wall time of the filter (validation + build) and of the Mermaid rendering.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.harness import ROOT
 
 
 def expose_collection() -> None:

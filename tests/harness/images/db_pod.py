@@ -1,4 +1,4 @@
-"""Helpers of scripts/e2e/build-db-images.sh for testing the database images without a cluster.
+"""Helpers of tests/harness/images/build-db-images.sh for testing the database images without a cluster.
 
 ``spilo-configuration``
     Prints the SPILO_CONFIGURATION value the postgres-operator puts into a Spilo pod for a ``postgresql``

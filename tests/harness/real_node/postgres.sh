@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # PostgreSQL 17 from Debian trixie for the e2e tier, run on this host without Docker.
 #
-#   scripts/e2e/postgres.sh start    initialise once, start, wait until it accepts connections (idempotent)
-#   scripts/e2e/postgres.sh stop     stop the postmaster this script started (pid file); idempotent
-#   scripts/e2e/postgres.sh status   one JSON object: running, pid, listen, port, version, ...; exit 0 running, 1 not
-#   scripts/e2e/postgres.sh reset    drop and recreate database `app` (sessions are terminated): a fresh schema
+#   tests/harness/real_node/postgres.sh start    initialise once, start, wait until it accepts connections (idempotent)
+#   tests/harness/real_node/postgres.sh stop     stop the postmaster this script started (pid file); idempotent
+#   tests/harness/real_node/postgres.sh status   one JSON object: running, pid, listen, port, version, ...; exit 0 running, 1 not
+#   tests/harness/real_node/postgres.sh reset    drop and recreate database `app` (sessions are terminated): a fresh schema
 #
 # How it runs: the binaries stay in a debootstrapped trixie rootfs (e2e_rootfs postgres17 trixie
 # postgresql-17, cached). The postmaster runs chrooted into that rootfs as its `postgres` user (setpriv, no
@@ -24,12 +24,12 @@
 # restarts and re-applied on every start), postgres.pid, postgres.log, listen (what the running server uses).
 # Needs root (unshare, chroot) and a Debian mirror (E2E_DEBIAN_MIRROR) for the first rootfs build.
 set -euo pipefail
-# shellcheck source=../env.sh
-. "$(dirname "$0")/../env.sh"
-# shellcheck source=../lib.sh
+# shellcheck source=../../../scripts/env.sh
+. "$(dirname "$0")/../../../scripts/env.sh"
+# shellcheck source=../../../scripts/lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
-# shellcheck source=rootfs.sh
-. "$THREETIER_ROOT/scripts/e2e/rootfs.sh"
+# shellcheck source=../../../scripts/rootfs.sh
+. "$THREETIER_ROOT/scripts/rootfs.sh"
 
 E2E_PG_LISTEN=${E2E_PG_LISTEN:-127.0.0.1}
 E2E_PG_PORT=${E2E_PG_PORT:-5432}
@@ -125,7 +125,7 @@ pg_write_config() {
   grep -qxF "include 'threetier-e2e.conf'" "$PG_DATA/postgresql.conf" \
     || printf "\ninclude 'threetier-e2e.conf'\n" >> "$PG_DATA/postgresql.conf"
   cat > "$PG_DATA/threetier-e2e.conf" <<CONF
-# Written by scripts/e2e/postgres.sh on every start; edits are lost.
+# Written by tests/harness/real_node/postgres.sh on every start; edits are lost.
 listen_addresses = '$E2E_PG_LISTEN'
 port = $E2E_PG_PORT
 unix_socket_directories = '$IN_RUN'
@@ -143,7 +143,7 @@ CONF
   local self_cidr="$E2E_PG_LISTEN/32"
   [[ $E2E_PG_LISTEN != *:* ]] || self_cidr="$E2E_PG_LISTEN/128"
   cat > "$PG_DATA/pg_hba.conf" <<HBA
-# Written by scripts/e2e/postgres.sh on every start; edits are lost.
+# Written by tests/harness/real_node/postgres.sh on every start; edits are lost.
 # TYPE  DATABASE  USER      ADDRESS                  METHOD
 local   all       postgres                           peer
 host    app       app       $E2E_PG_CLIENT_CIDR      scram-sha-256
@@ -184,7 +184,7 @@ print(json.dumps({
     "log": logfile,
 }))
 PY
-  # Exit status like scripts/cluster.sh status: 0 running, 1 not (Molecule's create/destroy rely on it).
+  # Exit status like tests/harness/local_cluster/cluster.sh status: 0 running, 1 not (Molecule's create/destroy rely on it).
   [[ $running == true ]]
 }
 

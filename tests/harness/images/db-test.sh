@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The contract test of scripts/e2e/build-db-images.sh (sourced by it; `build-db-images.sh test` runs db_test).
+# The contract test of tests/harness/images/build-db-images.sh (sourced by it; `build-db-images.sh test` runs db_test).
 #
 # Every container runs with runc under a private state directory ($THREETIER_E2E_DIR/db-runc), never the
 # system containerd, and joins ONE private network namespace that has only a loopback interface; the

@@ -1,7 +1,7 @@
 """The local Kubernetes cluster: real etcd, kube-apiserver, kube-controller-manager and kube-scheduler with
 fake KWOK nodes, started by kwokctl's binary runtime from the binaries scripts/build-cluster-tools.sh builds.
 
-Run through scripts/cluster.sh (which sets up the environment): ``up`` starts the cluster or reuses a
+Run through cluster.sh beside this file (which sets up the environment): ``up`` starts the cluster or reuses a
 healthy one, ``down`` stops it, ``status`` reports it. One cluster per state directory
 (``$THREETIER_CLUSTER_DIR``, default ``$THREETIER_CACHE/cluster``), named ``$THREETIER_CLUSTER_NAME``
 (default ``threetier``); its kubeconfig is ``<state dir>/kubeconfig``.
@@ -29,8 +29,12 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = ROOT / "cluster"
+from tests.harness import ROOT
+from tests.harness.proc import HarnessError, kubectl, run
+
+# kwokctl's configuration of the cluster: the files this module passes with --config, nodes.yaml, addons.yaml
+# and the metrics-server manifests (every file here is part of a cluster's fingerprint).
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
 # kwokctl's component names; the binary runtime writes <workdir>/pids/<name>.pid for each.
 COMPONENTS = (
     "etcd",
@@ -57,7 +61,7 @@ METRICS_API = "v1beta1.metrics.k8s.io"
 ATTEMPTS = 2
 
 
-class ClusterError(RuntimeError):
+class ClusterError(HarnessError):
     """A failure with a message meant for the user (printed without a traceback)."""
 
 
@@ -217,47 +221,6 @@ def stop_leftovers(identities: dict[int, str], grace: float = 10.0) -> None:
 # --- tools ------------------------------------------------------------------------------------------------
 
 
-def run(
-    cmd: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    timeout: float = 300,
-    check: bool = True,
-    cwd: Path | None = None,
-    stdin: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run a command, capturing its output; a failure raises ClusterError with that output."""
-    proc = subprocess.run(
-        cmd,
-        env=env,
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise ClusterError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}:\n{proc.stdout}{proc.stderr}".rstrip())
-    return proc
-
-
-def kubectl(
-    paths: Paths,
-    *args: str,
-    timeout: float = 60,
-    check: bool = True,
-    stdin: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        "kubectl",
-        f"--kubeconfig={paths.kubeconfig}",
-        "--request-timeout=20s",
-        *args,
-    ]
-    return run(cmd, timeout=timeout, check=check, stdin=stdin)
-
-
 def kwokctl_env(paths: Paths) -> dict[str, str]:
     env = dict(os.environ)
     env["KWOK_WORKDIR"] = str(paths.kwok_workdir)
@@ -297,14 +260,9 @@ def fingerprint(paths: Paths) -> str:
 
 def api_server(paths: Paths) -> str | None:
     proc = kubectl(
-        paths,
-        "config",
-        "view",
-        "--minify",
-        "-o",
-        "jsonpath={.clusters[0].cluster.server}",
-        check=False,
-    )
+        "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}",
+        kubeconfig=paths.kubeconfig, check=False,
+    )  # fmt: skip
     if proc.returncode != 0:
         return None
     return proc.stdout.strip() or None
@@ -312,7 +270,7 @@ def api_server(paths: Paths) -> str | None:
 
 def node_problems(paths: Paths) -> list[str]:
     """Nodes of nodes.yaml that are missing or not Ready."""
-    proc = kubectl(paths, "get", "nodes", "-o", "json", check=False)
+    proc = kubectl("get", "nodes", "-o", "json", check=False, kubeconfig=paths.kubeconfig)
     if proc.returncode != 0:
         return [f"cannot list nodes: {proc.stderr.strip()}"]
     ready = {
@@ -337,10 +295,10 @@ def inspect(paths: Paths, *, deep: bool = True) -> Status:
         status.reasons.append(f"{paths.kubeconfig} is missing")
     stamp = json.loads(paths.stamp.read_text()) if paths.stamp.exists() else {}
     if stamp.get("fingerprint") != fingerprint(paths):
-        status.reasons.append("created from other binaries or cluster/ files than the checkout's (or never finished)")
+        status.reasons.append("created from other binaries or config/ files than the checkout's (or never finished)")
     if not status.reasons and deep:
         status.server = api_server(paths)
-        ready = kubectl(paths, "get", "--raw", "/readyz", check=False)
+        ready = kubectl("get", "--raw", "/readyz", check=False, kubeconfig=paths.kubeconfig)
         if ready.returncode != 0:
             status.reasons.append(f"kube-apiserver at {status.server} is not ready: {ready.stderr.strip()}")
         else:
@@ -449,7 +407,7 @@ def wait_until(paths: Paths, what: str, probe: Callable[[], bool], timeout: int)
 
 
 def metrics_api_available(paths: Paths) -> bool:
-    proc = kubectl(paths, "get", "apiservice", METRICS_API, "-o", "json", check=False)
+    proc = kubectl("get", "apiservice", METRICS_API, "-o", "json", check=False, kubeconfig=paths.kubeconfig)
     if proc.returncode != 0:
         return False
     conditions = json.loads(proc.stdout).get("status", {}).get("conditions", [])
@@ -461,12 +419,17 @@ def provision(paths: Paths, timeout: int) -> None:
     the cluster can take workloads: nodes Ready, the `default` ServiceAccount that the ServiceAccount
     admission plugin requires for every pod, and the metrics API."""
     for name in ("addons.yaml", "nodes.yaml"):
-        kubectl(paths, "apply", "-f", "-", stdin=render(name))
+        kubectl("apply", "-f", "-", stdin=render(name), kubeconfig=paths.kubeconfig)
     wait_until(paths, "the nodes to be Ready", lambda: not node_problems(paths), timeout)
     wait_until(
         paths,
         "the default ServiceAccount",
-        lambda: kubectl(paths, "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
+        lambda: (
+            kubectl(
+                "get", "serviceaccount", "default", "-n", "default", check=False, kubeconfig=paths.kubeconfig
+            ).returncode
+            == 0
+        ),
         timeout,
     )
     wait_until(paths, f"APIService {METRICS_API} to be Available", lambda: metrics_api_available(paths), timeout)
@@ -486,7 +449,7 @@ def up(paths: Paths, timeout: int) -> Status:
             try:
                 status = create_once(paths, timeout)
                 break
-            except ClusterError as err:
+            except HarnessError as err:
                 if attempt == ATTEMPTS:
                     raise
                 kept = keep_logs(paths)
@@ -554,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
             status = inspect(paths)
             print_status(status, args.json)
             return {"running": 0, "absent": 1}.get(status.state, 2)
-    except ClusterError as err:
+    except HarnessError as err:
         log(f"ERROR: {err}")
         return 1
     return 0

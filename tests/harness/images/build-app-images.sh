@@ -2,7 +2,7 @@
 # Builds the example application's images for the e2e tier from Debian trixie, without Docker, and tests
 # each image's runtime contract without a cluster.
 #
-#   scripts/e2e/build-app-images.sh [build|test|all]     (default: all)
+#   tests/harness/images/build-app-images.sh [build|test|all]     (default: all)
 #
 # Images (tags $E2E_APP_TAGS, default "1.0.0 1.0.1"), as $THREETIER_E2E_DIR/images/NAME_TAG.tar importable
 # with `ctr -n k8s.io images import` as localhost/threetier-e2e/NAME:TAG:
@@ -23,27 +23,27 @@
 # no capabilities and host directories standing in for the emptyDirs. The containers share the host's
 # network namespace (the tests rewrite `listen PORT` to 127.0.0.1:PORT and move the ports to
 # E2E_TEST_PORT_BASE+, so nothing listens beyond loopback). The backend's database is
-# scripts/e2e/postgres.sh (started for the test when it is not running, and stopped again afterwards).
+# tests/harness/real_node/postgres.sh (started for the test when it is not running, and stopped again afterwards).
 #
 # Needs root (debootstrap, chroot, runc), umoci, skopeo, runc, node/npm, and a Debian mirror and the npm registry.
 set -euo pipefail
 # A failure inside $(...) stops the script too.
 shopt -s inherit_errexit
-# shellcheck source=../env.sh
-. "$(dirname "$0")/../env.sh"
-# shellcheck source=../lib.sh
+# shellcheck source=../../../scripts/env.sh
+. "$(dirname "$0")/../../../scripts/env.sh"
+# shellcheck source=../../../scripts/lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
-# shellcheck source=rootfs.sh
-. "$THREETIER_ROOT/scripts/e2e/rootfs.sh"
-# shellcheck source=oci.sh
-. "$THREETIER_ROOT/scripts/e2e/oci.sh"
+# shellcheck source=../../../scripts/rootfs.sh
+. "$THREETIER_ROOT/scripts/rootfs.sh"
+# shellcheck source=../../../scripts/oci.sh
+. "$THREETIER_ROOT/scripts/oci.sh"
 
 read -r -a TAGS <<< "${E2E_APP_TAGS:-1.0.0 1.0.1}"
 PORT_BASE=${E2E_TEST_PORT_BASE:-18000}
 BUILD="$THREETIER_E2E_DIR/app-build"
 EXAMPLES="$THREETIER_ROOT/examples"
 PY="$THREETIER_VENV/bin/python"
-POD_PY="$THREETIER_ROOT/scripts/e2e/app_pod.py"
+POD_PY="$THREETIER_ROOT/tests/harness/images/app_pod.py"
 RUNC_ROOT="$THREETIER_E2E_DIR/app-runc"
 export npm_config_cache="$THREETIER_CACHE/npm"
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
@@ -319,17 +319,17 @@ test_backend() {
   ng=$(bundle backend-nginx "$tag")
 
   local pg_json db_host pw app_key
-  pg_json=$("$THREETIER_ROOT/scripts/e2e/postgres.sh" status || true)
+  pg_json=$("$THREETIER_ROOT/tests/harness/real_node/postgres.sh" status || true)
   if [[ $("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["running"])' "$pg_json") != True ]]; then
-    "$THREETIER_ROOT/scripts/e2e/postgres.sh" start >/dev/null
+    "$THREETIER_ROOT/tests/harness/real_node/postgres.sh" start >/dev/null
     PG_STARTED_HERE=true
-    pg_json=$("$THREETIER_ROOT/scripts/e2e/postgres.sh" status)
+    pg_json=$("$THREETIER_ROOT/tests/harness/real_node/postgres.sh" status)
   fi
   db_host=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["listen"])' "$pg_json")
   # A server left listening on the e2e node's address after the node went down is unreachable here: its
   # address is gone, and a connection would leave the machine by the default route instead.
   [[ $(ip -o addr show) == *" $db_host/"* ]] \
-    || die "PostgreSQL runs on $db_host, which is no address of this host (the e2e node is down): scripts/e2e/postgres.sh stop"
+    || die "PostgreSQL runs on $db_host, which is no address of this host (the e2e node is down): tests/harness/real_node/postgres.sh stop"
   pw=$(<"$THREETIER_E2E_DIR/postgres/app-password")
   app_key="base64:$(head -c 32 /dev/urandom | base64)"
 
@@ -543,7 +543,7 @@ main() {
     done
   fi
   if [[ $action != build ]]; then
-    trap 'cleanup_containers; [[ $PG_STARTED_HERE == true ]] && "$THREETIER_ROOT/scripts/e2e/postgres.sh" stop' EXIT
+    trap 'cleanup_containers; [[ $PG_STARTED_HERE == true ]] && "$THREETIER_ROOT/tests/harness/real_node/postgres.sh" stop' EXIT
     for tag in "${TAGS[@]}"; do
       test_backend "$tag"
       test_frontend "$tag"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the e2e tier's system images as archives under $THREETIER_E2E_DIR/images (scripts/e2e/oci.sh), from
-# the binaries of scripts/build-e2e-tools.sh and Debian root filesystems (scripts/e2e/rootfs.sh), then prints
+# Builds the e2e tier's system images as archives under $THREETIER_E2E_DIR/images (scripts/oci.sh), from
+# the binaries of scripts/build-e2e-tools.sh and Debian root filesystems (scripts/rootfs.sh), then prints
 # a table of image, archive size and build time. Each image is stamped on its input: a warm run rebuilds
 # nothing and takes about a second. Needs root (debootstrap) and deb.debian.org on a cold run.
 #   pause:$PAUSE_VERSION                pause.c of k8s.io/kubernetes@$KUBERNETES_VERSION, gcc -static; UID 65535
@@ -10,14 +10,14 @@
 #   toolbox:$E2E_DEBIAN_SUITE           Debian with curl, nc, host, ip; UID 65532 (helm tests, policy probes)
 # Usage: build-system-images.sh [IMAGE...]   (default: all of the above, by name)
 set -euo pipefail
-# shellcheck source=../env.sh
-. "$(dirname "$0")/../env.sh"
-# shellcheck source=../lib.sh
+# shellcheck source=../../../scripts/env.sh
+. "$(dirname "$0")/../../../scripts/env.sh"
+# shellcheck source=../../../scripts/lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
-# shellcheck source=rootfs.sh
-. "$THREETIER_ROOT/scripts/e2e/rootfs.sh"
-# shellcheck source=oci.sh
-. "$THREETIER_ROOT/scripts/e2e/oci.sh"
+# shellcheck source=../../../scripts/rootfs.sh
+. "$THREETIER_ROOT/scripts/rootfs.sh"
+# shellcheck source=../../../scripts/oci.sh
+. "$THREETIER_ROOT/scripts/oci.sh"
 
 STAGE="$THREETIER_E2E_DIR/stage"
 # Non-root UID/GID of distroless images; the manifests' securityContexts use the same numbers.

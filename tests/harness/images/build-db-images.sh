@@ -2,7 +2,7 @@
 # Builds the images of the Zalando postgres-operator path for the e2e tier without Docker, and tests each
 # image's runtime contract without a cluster.
 #
-#   scripts/e2e/build-db-images.sh [build|test|all]     (default: all)
+#   tests/harness/images/build-db-images.sh [build|test|all]     (default: all)
 #
 # Images ($THREETIER_E2E_DIR/images/NAME_TAG.tar, imported as localhost/threetier-e2e/NAME:TAG):
 #   postgres-operator:$POSTGRES_OPERATOR_VERSION  the operator, `go build ./cmd` of the source archive (the Go
@@ -17,7 +17,7 @@
 #                  major_upgrade/, runit/) laid out as its Dockerfile and build scripts do, on trixie's
 #                  postgresql-17 and extensions, runit, dumb-init, Debian's Python modules and Patroni
 #                  $PATRONI_VERSION from PyPI (requirements/spilo-image.txt). What Debian lacks is switched off
-#                  or adjusted at build time: scripts/e2e/README.md, "Spilo on Debian".
+#                  or adjusted at build time: tests/harness/images/README.md, "Spilo on Debian".
 # Sources: the archives in $THREETIER_SOURCES (default ../shared/sources beside the repository), checked
 # against the sha256 of tools/versions.env and unpacked once into $THREETIER_CACHE/src; never copied into
 # the repository. Every step is cached: root filesystems by package list (rootfs.sh), staged trees by a stamp
@@ -42,22 +42,22 @@
 set -euo pipefail
 # A failure inside $(...) stops the script too.
 shopt -s inherit_errexit
-# shellcheck source=../env.sh
-. "$(dirname "$0")/../env.sh"
-# shellcheck source=../lib.sh
+# shellcheck source=../../../scripts/env.sh
+. "$(dirname "$0")/../../../scripts/env.sh"
+# shellcheck source=../../../scripts/lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
-# shellcheck source=rootfs.sh
-. "$THREETIER_ROOT/scripts/e2e/rootfs.sh"
-# shellcheck source=oci.sh
-. "$THREETIER_ROOT/scripts/e2e/oci.sh"
+# shellcheck source=../../../scripts/rootfs.sh
+. "$THREETIER_ROOT/scripts/rootfs.sh"
+# shellcheck source=../../../scripts/oci.sh
+. "$THREETIER_ROOT/scripts/oci.sh"
 
 THREETIER_SOURCES=${THREETIER_SOURCES:-$THREETIER_ROOT/../shared/sources}
 SUITE=$E2E_DEBIAN_SUITE
 PG_MAJOR=17
 BUILD="$THREETIER_E2E_DIR/db-build"
 PY="$THREETIER_VENV/bin/python"
-POD_PY="$THREETIER_ROOT/scripts/e2e/app_pod.py"
-DB_PY="$THREETIER_ROOT/scripts/e2e/db_pod.py"
+POD_PY="$THREETIER_ROOT/tests/harness/images/app_pod.py"
+DB_PY="$THREETIER_ROOT/tests/harness/images/db_pod.py"
 RUNC_ROOT="$THREETIER_E2E_DIR/db-runc"
 SPILO_REQUIREMENTS="$THREETIER_ROOT/requirements/spilo-image.txt"
 OPERATOR_TAG=$POSTGRES_OPERATOR_VERSION
@@ -412,7 +412,7 @@ spilo_adjust_post_init() {
   local file=$1 before after
   before=$(grep -c 'pg_auth_mon' "$file")
   [[ $before -eq 3 ]] || die "post_init.sh mentions pg_auth_mon $before times, the adjustment expects 3"
-  sed -i -e '/^CREATE EXTENSION IF NOT EXISTS pg_auth_mon SCHEMA public;$/c\-- threetier e2e image: pg_auth_mon is not packaged for Debian; its CREATE EXTENSION, ALTER EXTENSION and GRANT were removed at build time (scripts/e2e/build-db-images.sh).' \
+  sed -i -e '/^CREATE EXTENSION IF NOT EXISTS pg_auth_mon SCHEMA public;$/c\-- threetier e2e image: pg_auth_mon is not packaged for Debian; its CREATE EXTENSION, ALTER EXTENSION and GRANT were removed at build time (tests/harness/images/build-db-images.sh).' \
     -e '/^ALTER EXTENSION pg_auth_mon UPDATE;$/d' \
     -e '/^GRANT SELECT ON TABLE public.pg_auth_mon TO robot_zmon;$/d' "$file"
   after=$(grep -c 'pg_auth_mon' "$file")
@@ -482,7 +482,7 @@ build_all() {
 }
 
 # shellcheck source=db-test.sh
-. "$THREETIER_ROOT/scripts/e2e/db-test.sh"
+. "$THREETIER_ROOT/tests/harness/images/db-test.sh"
 
 main() {
   local action=${1:-all}

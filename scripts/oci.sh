@@ -110,7 +110,7 @@ oci_image() {
   # An explicit history entry: umoci's default records the host path of SRC_DIR and the build time, and
   # none at all confuses tools that pair history entries with layers.
   umoci insert --image "$layout:$tag" --history.created "$created" --history.author threetier.k8s \
-    --history.created_by "oci_image $name $tag (scripts/e2e/oci.sh)" "$src" /
+    --history.created_by "oci_image $name $tag (scripts/oci.sh)" "$src" /
   for add in "${adds[@]}"; do
     umoci insert --image "$layout:$tag" --history.created "$created" --history.author threetier.k8s \
       --history.created_by "oci_image --add ${add#*:}" "$(readlink -f "${add%%:*}")" "${add#*:}"

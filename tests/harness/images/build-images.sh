@@ -5,12 +5,12 @@
 # logical-backup, spilo-17). Unchanged images are not rebuilt; the app and database scripts also run their
 # images' contract tests. Archives: $THREETIER_E2E_DIR/images/NAME_TAG.tar.
 set -euo pipefail
-# shellcheck source=../env.sh
-. "$(dirname "$0")/../env.sh"
-# shellcheck source=../lib.sh
+# shellcheck source=../../../scripts/env.sh
+. "$(dirname "$0")/../../../scripts/env.sh"
+# shellcheck source=../../../scripts/lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
 start=$SECONDS
-"$THREETIER_ROOT/scripts/e2e/build-system-images.sh"
-"$THREETIER_ROOT/scripts/e2e/build-app-images.sh"
-"$THREETIER_ROOT/scripts/e2e/build-db-images.sh"
+"$THREETIER_ROOT/tests/harness/images/build-system-images.sh"
+"$THREETIER_ROOT/tests/harness/images/build-app-images.sh"
+"$THREETIER_ROOT/tests/harness/images/build-db-images.sh"
 log "e2e images ready in $((SECONDS - start)) s"

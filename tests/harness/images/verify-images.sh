@@ -5,12 +5,12 @@
 # `ctr -n k8s.io images import` on each archive, checks the reference and stops that containerd by PID.
 # Usage: verify-images.sh [ARCHIVE...]   (default: every archive oci_images lists)
 set -euo pipefail
-# shellcheck source=../env.sh
-. "$(dirname "$0")/../env.sh"
-# shellcheck source=../lib.sh
+# shellcheck source=../../../scripts/env.sh
+. "$(dirname "$0")/../../../scripts/env.sh"
+# shellcheck source=../../../scripts/lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
-# shellcheck source=oci.sh
-. "$THREETIER_ROOT/scripts/e2e/oci.sh"
+# shellcheck source=../../../scripts/oci.sh
+. "$THREETIER_ROOT/scripts/oci.sh"
 [[ $(id -u) -eq 0 ]] || die "a private containerd needs root"
 command -v containerd >/dev/null && command -v ctr >/dev/null || die "containerd and ctr are needed (requirements/apt-e2e.txt)"
 
@@ -19,9 +19,9 @@ if [[ ${#archives[@]} -eq 0 ]]; then
   while IFS=$'\t' read -r _ archive; do archives+=("$archive"); done < <(oci_images)
 fi
 for archive in "${archives[@]}"; do
-  [[ -f $archive && -f ${archive%.tar}.ref ]] || die "$archive is not an image archive of scripts/e2e/oci.sh (no .ref beside it)"
+  [[ -f $archive && -f ${archive%.tar}.ref ]] || die "$archive is not an image archive of scripts/oci.sh (no .ref beside it)"
 done
-[[ ${#archives[@]} -gt 0 ]] || die "no image archives under $THREETIER_E2E_DIR/images (run scripts/e2e/build-system-images.sh)"
+[[ ${#archives[@]} -gt 0 ]] || die "no image archives under $THREETIER_E2E_DIR/images (run tests/harness/images/build-system-images.sh)"
 
 dir="$THREETIER_E2E_DIR/test-containerd"
 rm -rf "$dir" && mkdir -p "$dir"

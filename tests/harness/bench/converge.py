@@ -1,7 +1,7 @@
 """Benchmark: site.yml against the local cluster, next to the same releases installed with bare Helm.
 
-Run with `make bench-converge` (or `. scripts/env.sh && python scripts/bench_converge.py`). It starts its own
-throw-away cluster (THREETIER_CLUSTER_DIR in a temp dir) and the chart mirror, and measures:
+Run with `make bench-converge` (or `. scripts/env.sh && python -m tests.harness.bench.converge` from the root).
+It starts its own throw-away cluster (THREETIER_CLUSTER_DIR in a temp dir) and the chart mirror, and measures:
 
 1. site.yml -i inventories/local on a fresh cluster (first converge);
 2. the same again (the no-op re-run; its PLAY RECAP must say changed=0);
@@ -24,15 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.harness import HELM_MIRROR_SH, ROOT, proc
+from tests.harness.local_cluster import CLUSTER_SH
+
 LOCAL_CHARTS = {"frontend", "backend"}
 
 
 def run(cmd: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd[:4])}... failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-    return proc
+    """A step of the benchmark from the root; a failed step ends it with the step's output (no time limit that
+    matters: a converge is what is being measured)."""
+    return proc.run(cmd, env=env, cwd=ROOT, check=check, timeout=7200, error=SystemExit)
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -115,7 +116,7 @@ def bare_helm(env: dict[str, str], kubeconfig: str, mirror: str, rels: list[dict
 
 
 def cluster(env: dict[str, str], action: str) -> dict[str, str]:
-    proc = run(["scripts/cluster.sh", action, *(["--json"] if action == "up" else [])], env)
+    proc = run([str(CLUSTER_SH), action, *(["--json"] if action == "up" else [])], env)
     return json.loads(proc.stdout) if action == "up" else {}
 
 
@@ -129,8 +130,8 @@ def main() -> int:
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_FORCE_COLOR="0",
         )
-        mirror_started = run(["scripts/helm-mirror.sh", "status"], env, check=False).returncode != 0
-        mirror = run(["scripts/helm-mirror.sh", "start"], env).stdout.strip().splitlines()[-1]
+        mirror_started = run([str(HELM_MIRROR_SH), "status"], env, check=False).returncode != 0
+        mirror = run([str(HELM_MIRROR_SH), "start"], env).stdout.strip().splitlines()[-1]
         try:
             kubeconfig = cluster(env, "up")["kubeconfig"]
             first, first_changed = site(env, kubeconfig, mirror)
@@ -141,9 +142,9 @@ def main() -> int:
             floor = bare_helm(env, kubeconfig, mirror, rels, tmp)
             floor_again = bare_helm(env, kubeconfig, mirror, rels, tmp)
         finally:
-            run(["scripts/cluster.sh", "down"], env, check=False)
+            run([str(CLUSTER_SH), "down"], env, check=False)
             if mirror_started:
-                run(["scripts/helm-mirror.sh", "stop"], env, check=False)
+                run([str(HELM_MIRROR_SH), "stop"], env, check=False)
     print(f"releases: {', '.join(r['release'] + '@' + r['version'] for r in rels)}")
     print(f"{'run':<44}{'seconds':>10}")
     print(f"{'site.yml, fresh cluster (changed=' + str(first_changed) + ')':<44}{first:>10.1f}")

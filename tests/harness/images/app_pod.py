@@ -1,4 +1,4 @@
-"""Helpers of scripts/e2e/build-app-images.sh (and build-db-images.sh) for testing images without a cluster.
+"""Helpers of tests/harness/images/build-app-images.sh (and build-db-images.sh) for testing images without a cluster.
 
 ``configmaps OUTDIR``
     Reads ``helm template`` output on stdin and writes every ConfigMap key to OUTDIR/<name>/<key>, so the
