@@ -39,6 +39,10 @@ BUILTIN_CHAINS = {"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"}
 
 
 def _out(cmd: list[str]) -> str:
+    # A tool the host lacks (ipset, iptables before `make e2e-setup`) has nothing to list, and the node cannot
+    # have changed what it lists: preflight() refuses to start the node without it.
+    if not shutil.which(cmd[0], path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+        return ""
     proc = run(cmd, timeout=60, check=False)
     return proc.stdout if proc.returncode == 0 else ""
 
