@@ -1,8 +1,9 @@
-"""The inventories' flow graph: written once for every environment.
+"""The inventories' flow graph: written once for every environment, and as narrow as the seed's.
 
 Every inventory's ``group_vars/all/network.yml`` is a relative link to ``inventories/_shared/network.yml``, and
 the environments' graphs differ only where their own variables say (the API server, the ingress controller,
-the database).
+the database). The charts' ``helm test`` pods are components of their own, so no app is opened to itself and the
+frontend sends nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import os
 from typing import Any
 
+from ansible_collections.threetier.k8s.plugins.filter.network_policies import network_policies
 from conftest import ROOT, inventory_graphs
 
 INVENTORIES = ROOT / "inventories"
@@ -53,3 +55,17 @@ def test_environments_differ_only_through_their_variables() -> None:
     assert graphs["dev"]["api_server"]["cidrs"] == ["10.96.0.1/32", "10.0.0.0/16"]
     assert graphs["prod"]["components"]["ingress"] == graphs["dev"]["components"]["ingress"]
     assert graphs["local"]["api_server"]["cidrs"] != graphs["dev"]["api_server"]["cidrs"]
+
+
+def test_no_app_is_open_to_itself_and_the_frontend_sends_nothing() -> None:
+    for name, graph in inventory_graphs().items():
+        assert not [f for f in graph["flows"] if f["from"] == f["to"]], name
+        tests = {(f["from"], f["to"]) for f in graph["flows"] if f["from"].endswith("-test")}
+        assert tests == {("frontend-test", "frontend"), ("backend-test", "backend")}, name
+        policies = {p["metadata"]["name"]: p["spec"] for p in network_policies(graph)}
+        frontend = policies["threetier-frontend"]
+        # Egress is among the policy types, with no rule: the frontend reaches nothing, DNS included.
+        assert "Egress" in frontend["policyTypes"] and not frontend.get("egress"), (name, frontend)
+        backend = graph["components"]["backend"]["pod_labels"]
+        peers = [peer for rule in policies["threetier-backend"].get("egress", []) for peer in rule.get("to", [])]
+        assert peers and not [p for p in peers if p.get("podSelector", {}).get("matchLabels") == backend], name

@@ -3,8 +3,8 @@ what it measured (one ``PROOF <name>: ...`` summary line, then a JSON document) 
 promise does not hold.
 
     proofs.py app        1. the ingress serves the SPA on / and Laravel on /api, which reads and writes PostgreSQL
-    proofs.py netpol     2. declared flows connect, undeclared ones are blocked (probed from real pods); the
-                            database's flows are db_proofs.py dbnetpol
+    proofs.py netpol     2. declared flows connect, undeclared ones are blocked (probed from real pods), and
+                            `helm test` passes under them; the database's flows are db_proofs.py dbnetpol
     proofs.py rollout    3. image-tag upgrade under load: 0 failed; Recreate as the control: > 0 failed
     proofs.py hpa        4. CPU load scales the backend up from 2 and back down
     proofs.py pdb        5. a drain that would break minAvailable is refused
@@ -21,6 +21,8 @@ import argparse
 import http.client
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -235,13 +237,14 @@ def migration_evidence() -> dict:
 class Probe:
     name: str
     source: str  # key of SOURCES
-    host: str
+    host: str  # a DNS name, or a target resolved by kubectl when the probe runs (see target_address)
     port: int
     allowed: bool
 
 
 # Source pods carry exactly the labels the flow graph selects on (not the Services' selectors, which add
-# app.kubernetes.io/component), so they never receive Service traffic themselves.
+# app.kubernetes.io/component), so they never receive Service traffic themselves. The test sources carry the
+# labels of the charts' `helm test` pods (charts/common, common.testLabels): a name of their own, component test.
 SOURCES = {
     "ingress": ("ingress", {"app.kubernetes.io/name": "traefik", "threetier.e2e/probe": "ingress"}),
     "backend": (
@@ -260,6 +263,24 @@ SOURCES = {
             "threetier.e2e/probe": "frontend",
         },
     ),
+    "backend-test": (
+        NS,
+        {
+            "app.kubernetes.io/name": "backend-test",
+            "app.kubernetes.io/instance": "backend",
+            "app.kubernetes.io/component": "test",
+            "threetier.e2e/probe": "backend-test",
+        },
+    ),
+    "frontend-test": (
+        NS,
+        {
+            "app.kubernetes.io/name": "frontend-test",
+            "app.kubernetes.io/instance": "frontend",
+            "app.kubernetes.io/component": "test",
+            "threetier.e2e/probe": "frontend-test",
+        },
+    ),
     "other-namespace": (PROBE_NS, {"threetier.e2e/probe": "other"}),
     "prometheus": ("monitoring", {"app.kubernetes.io/name": "prometheus", "threetier.e2e/probe": "prometheus"}),
 }
@@ -272,17 +293,35 @@ def probes() -> list[Probe]:
         # Declared in threetier_network: each must connect.
         Probe("ingress -> frontend:80", "ingress", frontend, 80, True),
         Probe("ingress -> backend:80", "ingress", backend, 80, True),
-        Probe("prometheus -> backend:9090 (metrics)", "prometheus", backend + "_pod", 9090, True),
+        Probe("prometheus -> backend:9090 (metrics)", "prometheus", "pod:backend", 9090, True),
+        # The helm test pods' own components, on the paths their tests take (by name, through DNS).
+        Probe("backend-test -> backend:80", "backend-test", backend, 80, True),
+        Probe("backend-test -> backend:9090 (metrics)", "backend-test", backend, 9090, True),
+        Probe("frontend-test -> frontend:80", "frontend-test", frontend, 80, True),
         # Not declared: each must be blocked ...
         Probe("backend -> frontend:80", "backend", frontend, 80, False),
         Probe("other namespace -> backend:80", "other-namespace", backend, 80, False),
         Probe("backend -> node:10250 (arbitrary egress)", "backend", NODE_IP, 10250, False),
-        Probe("frontend -> backend:80 (in-cluster)", "frontend", backend, 80, False),
+        # The apps are no longer open to themselves for the tests' sake (no backend -> backend flow) ...
+        Probe("backend -> backend:80 (its own Service)", "backend", backend, 80, False),
+        # ... and the frontend sends nothing: not to the backend's Service or pods, not to its own Service, not
+        # even to DNS. It has no DNS, so these go by address (from kubectl): a name would fail to resolve and
+        # show nothing about the policy.
+        Probe("frontend -> backend Service IP:80", "frontend", "svc:backend", 80, False),
+        Probe("frontend -> backend pod:8080", "frontend", "pod:backend", 8080, False),
+        Probe("frontend -> frontend Service IP:80 (its own Service)", "frontend", "svc:frontend", 80, False),
+        Probe("frontend -> kube-dns Service IP:53/TCP", "frontend", "dns", 53, False),
+        # A test pod reaches its own app only.
+        Probe("frontend-test -> backend:80", "frontend-test", backend, 80, False),
         # ... while the same targets answer where the graph allows it (the controls: each blocked target is
         # shown reachable, so "blocked" means the policy, not a dead target; frontend:80 is covered by
         # ingress -> frontend above).
         Probe("control: other namespace -> node:10250", "other-namespace", NODE_IP, 10250, True),
         Probe("control: ingress -> backend:80 (same target as the blocked ones)", "ingress", backend, 80, True),
+        Probe("control: ingress -> backend Service IP:80", "ingress", "svc:backend", 80, True),
+        Probe("control: ingress -> backend pod:8080", "ingress", "pod:backend", 8080, True),
+        Probe("control: ingress -> frontend Service IP:80", "ingress", "svc:frontend", 80, True),
+        Probe("control: backend -> kube-dns Service IP:53/TCP", "backend", "dns", 53, True),
     ]
 
 
@@ -350,11 +389,47 @@ def start_probe_pods() -> dict[str, tuple[str, str]]:
     return pods
 
 
-def backend_pod_ip() -> str:
-    pods = [p for p in deployment_pods("backend") if p["status"].get("podIP")]
-    if not pods:
-        raise ProofFailed("no backend pod has an IP")
-    return pods[0]["status"]["podIP"]
+def target_address(host: str) -> str:
+    """A probe's host as nc gets it: `pod:<app>` a Deployment pod's IP, `svc:<app>` the app Service's cluster IP,
+    `dns` the cluster DNS Service's cluster IP (read with kubectl, so the source pod needs no DNS); else as is."""
+    if host.startswith("pod:"):
+        pods = [p for p in deployment_pods(host[4:]) if p["status"].get("podIP")]
+        if not pods:
+            raise ProofFailed(f"no {host[4:]} pod has an IP")
+        return pods[0]["status"]["podIP"]
+    if host.startswith("svc:"):
+        return kube_json("-n", NS, "get", "service", host[4:])["spec"]["clusterIP"]
+    if host == "dns":
+        services = kube_json("-n", "kube-system", "get", "services", "-l", "k8s-app=kube-dns")["items"]
+        if not services:
+            raise ProofFailed("no Service labelled k8s-app=kube-dns in kube-system")
+        return services[0]["spec"]["clusterIP"]
+    return host
+
+
+def helm_tests() -> list[dict]:
+    """`helm test` of both releases, as the smoke role runs it on this node: the charts' test pods under the
+    policies just probed (their success also says the test pods' flows are enough)."""
+    helm = shutil.which("helm") or str(Path(os.environ.get("THREETIER_BIN", "")) / "helm")
+    results = []
+    for release in ("frontend", "backend"):
+        start = time.monotonic()
+        proc = harness.run(
+            [helm, "test", release, "--namespace", NS, "--timeout", "3m"], timeout=240, check=False, error=ProofFailed
+        )
+        phase = re.findall(r"^\s*Phase:\s*(\S+)", proc.stdout, flags=re.MULTILINE)
+        results.append(
+            {
+                "release": release,
+                "exit": proc.returncode,
+                "phases": phase,
+                "seconds": round(time.monotonic() - start, 1),
+                "output_tail": (proc.stdout + proc.stderr).strip().splitlines()[-6:],
+            }
+        )
+        verdict = "passed" if proc.returncode == 0 else "FAILED"
+        print(f"  helm test {release:54} {verdict} ({time.monotonic() - start:.1f} s, phases {phase})")
+    return results
 
 
 def connect(namespace: str, pod: str, host: str, port: int) -> tuple[bool, float, str]:
@@ -370,7 +445,7 @@ def proof_netpol() -> None:
     results, wrong = [], []
     try:
         for probe in plan:
-            host = backend_pod_ip() if probe.host.endswith("_pod") else probe.host
+            host = target_address(probe.host)
             namespace, pod = pods[probe.source]
             ok, seconds, err = connect(namespace, pod, host, probe.port)
             verdict = "connected" if ok else "blocked"
@@ -391,14 +466,19 @@ def proof_netpol() -> None:
         for namespace, name in pods.values():
             kubectl("-n", namespace, "delete", "pod", name, "--ignore-not-found", "--wait=false", check=False)
         kubectl("delete", "namespace", PROBE_NS, "monitoring", "--ignore-not-found", "--wait=false", check=False)
+    tests = helm_tests()
+    failed_tests = [t["release"] for t in tests if t["exit"] != 0]
     allowed = sum(1 for p in plan if p.allowed)
     summary = (
         f"{len(policies)} NetworkPolicies in the cluster; {len(results)} probes from real pods: "
-        f"{allowed} expected to connect, {len(results) - allowed} expected blocked, {len(wrong)} wrong"
+        f"{allowed} expected to connect, {len(results) - allowed} expected blocked, {len(wrong)} wrong; "
+        f"helm test {len(tests) - len(failed_tests)} of {len(tests)} releases passed"
     )
-    emit("netpol", summary, {"probes": results, "wrong": wrong})
+    emit("netpol", summary, {"probes": results, "wrong": wrong, "helm_test": tests})
     if wrong:
         raise ProofFailed("flows that did not behave as declared: " + "; ".join(wrong))
+    if failed_tests:
+        raise ProofFailed(f"helm test failed under the policies for {', '.join(failed_tests)}: {tests}")
 
 
 # --- 3. zero-downtime rollout -----------------------------------------------------------------------------
