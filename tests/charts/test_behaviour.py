@@ -12,12 +12,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from chart_render import CHARTS, CHARTS_DIR, ENVIRONMENTS, HELMS, Render
+import yaml
+from chart_render import CHARTS, CHARTS_DIR, ENVIRONMENTS, HELMS, ROOT, Render
 
 RenderWith = Callable[..., Render]
 Rendered = Callable[[str, str, str], Render]
 
 SELECTOR_KEYS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+# The flow graph every inventory links to (docs/decisions.md, "One flow graph").
+SHARED_GRAPH = ROOT / "inventories" / "_shared" / "network.yml"
 
 
 def container(pod_spec: dict[str, Any], name: str, field: str = "containers") -> dict[str, Any]:
@@ -695,5 +698,33 @@ def test_helm_test_hook_pod(render_with: RenderWith, chart: str) -> None:
     pods = render_with(chart).kinds("Pod")
     assert len(pods) == 1
     assert pods[0]["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    assert pods[0]["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+    labels = pods[0]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/component"] == "test"
+    assert (labels["app.kubernetes.io/name"], labels["app.kubernetes.io/instance"]) == (f"{chart}-test", chart)
     assert render_with(chart, "tests.enabled=false").kinds("Pod") == []
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_helm_test_pod_is_a_client_not_the_app(render_with: RenderWith, chart: str) -> None:
+    """No selector of the app takes the test pod (never an endpoint, never opened to its app by the app's own
+    NetworkPolicy), and the flow graph sees it as its own component <chart>-test, the app's pods as <chart>."""
+    render = render_with(chart, "networkPolicy.enabled=true")
+    test_pod = render.kinds("Pod")[0]["metadata"]["labels"]
+    selectors = {
+        "Deployment": render.one("Deployment")["spec"]["selector"]["matchLabels"],
+        "Service": render.one("Service")["spec"]["selector"],
+        "PodDisruptionBudget": render.one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        "NetworkPolicy": render.one("NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+    }
+    assert not [kind for kind, selector in selectors.items() if _selects(selector, test_pod)]
+    components = yaml.safe_load(SHARED_GRAPH.read_text(encoding="utf-8"))["threetier_network"]["components"]
+    app, test = components[chart]["pod_labels"], components[f"{chart}-test"]["pod_labels"]
+    app_pods = [render.one("Deployment")["spec"]["template"]["metadata"]["labels"]]
+    # The backend's hook Jobs are the backend to the graph (its DNS and database flows).
+    app_pods += [job["spec"]["template"]["metadata"]["labels"] for job in render.kinds("Job")]
+    assert all(_selects(app, pod) and not _selects(test, pod) for pod in app_pods), app_pods
+    assert _selects(test, test_pod) and not _selects(app, test_pod), test_pod

@@ -12,8 +12,9 @@ Deployment's selector, which can never change on a running release.
 
 {{/*
 Labels the Service, PDB, HPA and Deployment select on; never change them on a running release. The network
-graph selects on name and instance only, so it also covers the chart's other pods (hook Jobs, helm test),
-which carry a different component and therefore never become Service endpoints.
+graph selects on name and instance only, so it also covers the backend's hook Jobs (same name and instance,
+their own component, so never Service endpoints). The `helm test` pod is not the app: it has a name of its own
+(common.testLabels), which neither these selectors nor the graph's app components match.
 */}}
 {{- define "common.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "common.name" . }}
@@ -21,17 +22,38 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: {{ include "common.component" . }}
 {{- end }}
 
-{{/* Labels of every object of the chart, without the component (hook Jobs and test pods add their own). */}}
+{{/* Labels of every object of the chart, without the component (hook Jobs add their own). */}}
 {{- define "common.baseLabels" -}}
-helm.sh/chart: {{ include "common.chart" . }}
-app.kubernetes.io/name: {{ include "common.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ include "common.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+{{ include "common.namedLabels" (dict "root" . "name" (include "common.name" .)) }}
+{{- end }}
+
+{{/*
+The labels of common.baseLabels under another app.kubernetes.io/name. Arguments: root (the chart context),
+name.
+*/}}
+{{- define "common.namedLabels" -}}
+{{- $root := .root -}}
+helm.sh/chart: {{ include "common.chart" $root }}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/version: {{ include "common.imageTag" $root | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/part-of: threetier
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-{{- with .Values.commonLabels }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+{{- with $root.Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/*
+Labels of the `helm test` pod: app.kubernetes.io/name <name>-test (e.g. frontend-test) and component `test`.
+A client of the app, not the app: with a name of its own it matches neither the Deployment's and Service's
+selector nor the network graph's app component (name and instance), so the graph gives it its own component
+(frontend-test, backend-test) and the app's own NetworkPolicy never opens the app to itself for the test's
+sake. The instance stays the release's, so `-l app.kubernetes.io/instance=<release>` still finds it.
+*/}}
+{{- define "common.testLabels" -}}
+{{ include "common.namedLabels" (dict "root" . "name" (printf "%s-test" (include "common.name" . | trunc 58 | trimSuffix "-"))) }}
+app.kubernetes.io/component: test
 {{- end }}
 
 {{/* Labels of the app's own objects. */}}

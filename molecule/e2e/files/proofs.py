@@ -3,12 +3,14 @@ what it measured (one ``PROOF <name>: ...`` summary line, then a JSON document) 
 promise does not hold.
 
     proofs.py app        1. the ingress serves the SPA on / and Laravel on /api, which reads and writes PostgreSQL
-    proofs.py netpol     2. declared flows connect, undeclared ones are blocked (probed from real pods); the
-                            database's flows are db_proofs.py dbnetpol
+    proofs.py netpol     2. declared flows connect, undeclared ones are blocked (probed from real pods), and
+                            `helm test` passes under them; the database's flows are db_proofs.py dbnetpol
     proofs.py rollout    3. image-tag upgrade under load: 0 failed; Recreate as the control: > 0 failed
     proofs.py hpa        4. CPU load scales the backend up from 2 and back down
     proofs.py pdb        5. a drain that would break minAvailable is refused
     proofs.py graceful   6. slow requests in flight on a deleted pod complete
+    proofs.py unready    7. a backend pod whose PHP-FPM workers stop goes unready and leaves the Service, is not
+                            restarted, and is ready again once they continue
 
 Configuration comes from the environment the Molecule playbooks set: KUBECONFIG, E2E_INGRESS_URL,
 E2E_HOST, E2E_NAMESPACE, E2E_TOOLBOX_IMAGE, E2E_NODE_IP, E2E_PROJECT (repo root), E2E_VARS (the
@@ -21,6 +23,8 @@ import argparse
 import http.client
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -235,13 +239,14 @@ def migration_evidence() -> dict:
 class Probe:
     name: str
     source: str  # key of SOURCES
-    host: str
+    host: str  # a DNS name, or a target resolved by kubectl when the probe runs (see target_address)
     port: int
     allowed: bool
 
 
 # Source pods carry exactly the labels the flow graph selects on (not the Services' selectors, which add
-# app.kubernetes.io/component), so they never receive Service traffic themselves.
+# app.kubernetes.io/component), so they never receive Service traffic themselves. The test sources carry the
+# labels of the charts' `helm test` pods (charts/common, common.testLabels): a name of their own, component test.
 SOURCES = {
     "ingress": ("ingress", {"app.kubernetes.io/name": "traefik", "threetier.e2e/probe": "ingress"}),
     "backend": (
@@ -260,6 +265,24 @@ SOURCES = {
             "threetier.e2e/probe": "frontend",
         },
     ),
+    "backend-test": (
+        NS,
+        {
+            "app.kubernetes.io/name": "backend-test",
+            "app.kubernetes.io/instance": "backend",
+            "app.kubernetes.io/component": "test",
+            "threetier.e2e/probe": "backend-test",
+        },
+    ),
+    "frontend-test": (
+        NS,
+        {
+            "app.kubernetes.io/name": "frontend-test",
+            "app.kubernetes.io/instance": "frontend",
+            "app.kubernetes.io/component": "test",
+            "threetier.e2e/probe": "frontend-test",
+        },
+    ),
     "other-namespace": (PROBE_NS, {"threetier.e2e/probe": "other"}),
     "prometheus": ("monitoring", {"app.kubernetes.io/name": "prometheus", "threetier.e2e/probe": "prometheus"}),
 }
@@ -272,17 +295,35 @@ def probes() -> list[Probe]:
         # Declared in threetier_network: each must connect.
         Probe("ingress -> frontend:80", "ingress", frontend, 80, True),
         Probe("ingress -> backend:80", "ingress", backend, 80, True),
-        Probe("prometheus -> backend:9090 (metrics)", "prometheus", backend + "_pod", 9090, True),
+        Probe("prometheus -> backend:9090 (metrics)", "prometheus", "pod:backend", 9090, True),
+        # The helm test pods' own components, on the paths their tests take (by name, through DNS).
+        Probe("backend-test -> backend:80", "backend-test", backend, 80, True),
+        Probe("backend-test -> backend:9090 (metrics)", "backend-test", backend, 9090, True),
+        Probe("frontend-test -> frontend:80", "frontend-test", frontend, 80, True),
         # Not declared: each must be blocked ...
         Probe("backend -> frontend:80", "backend", frontend, 80, False),
         Probe("other namespace -> backend:80", "other-namespace", backend, 80, False),
         Probe("backend -> node:10250 (arbitrary egress)", "backend", NODE_IP, 10250, False),
-        Probe("frontend -> backend:80 (in-cluster)", "frontend", backend, 80, False),
+        # The apps are no longer open to themselves for the tests' sake (no backend -> backend flow) ...
+        Probe("backend -> backend:80 (its own Service)", "backend", backend, 80, False),
+        # ... and the frontend sends nothing: not to the backend's Service or pods, not to its own Service, not
+        # even to DNS. It has no DNS, so these go by address (from kubectl): a name would fail to resolve and
+        # show nothing about the policy.
+        Probe("frontend -> backend Service IP:80", "frontend", "svc:backend", 80, False),
+        Probe("frontend -> backend pod:8080", "frontend", "pod:backend", 8080, False),
+        Probe("frontend -> frontend Service IP:80 (its own Service)", "frontend", "svc:frontend", 80, False),
+        Probe("frontend -> kube-dns Service IP:53/TCP", "frontend", "dns", 53, False),
+        # A test pod reaches its own app only.
+        Probe("frontend-test -> backend:80", "frontend-test", backend, 80, False),
         # ... while the same targets answer where the graph allows it (the controls: each blocked target is
         # shown reachable, so "blocked" means the policy, not a dead target; frontend:80 is covered by
         # ingress -> frontend above).
         Probe("control: other namespace -> node:10250", "other-namespace", NODE_IP, 10250, True),
         Probe("control: ingress -> backend:80 (same target as the blocked ones)", "ingress", backend, 80, True),
+        Probe("control: ingress -> backend Service IP:80", "ingress", "svc:backend", 80, True),
+        Probe("control: ingress -> backend pod:8080", "ingress", "pod:backend", 8080, True),
+        Probe("control: ingress -> frontend Service IP:80", "ingress", "svc:frontend", 80, True),
+        Probe("control: backend -> kube-dns Service IP:53/TCP", "backend", "dns", 53, True),
     ]
 
 
@@ -350,11 +391,47 @@ def start_probe_pods() -> dict[str, tuple[str, str]]:
     return pods
 
 
-def backend_pod_ip() -> str:
-    pods = [p for p in deployment_pods("backend") if p["status"].get("podIP")]
-    if not pods:
-        raise ProofFailed("no backend pod has an IP")
-    return pods[0]["status"]["podIP"]
+def target_address(host: str) -> str:
+    """A probe's host as nc gets it: `pod:<app>` a Deployment pod's IP, `svc:<app>` the app Service's cluster IP,
+    `dns` the cluster DNS Service's cluster IP (read with kubectl, so the source pod needs no DNS); else as is."""
+    if host.startswith("pod:"):
+        pods = [p for p in deployment_pods(host[4:]) if p["status"].get("podIP")]
+        if not pods:
+            raise ProofFailed(f"no {host[4:]} pod has an IP")
+        return pods[0]["status"]["podIP"]
+    if host.startswith("svc:"):
+        return kube_json("-n", NS, "get", "service", host[4:])["spec"]["clusterIP"]
+    if host == "dns":
+        services = kube_json("-n", "kube-system", "get", "services", "-l", "k8s-app=kube-dns")["items"]
+        if not services:
+            raise ProofFailed("no Service labelled k8s-app=kube-dns in kube-system")
+        return services[0]["spec"]["clusterIP"]
+    return host
+
+
+def helm_tests() -> list[dict]:
+    """`helm test` of both releases, as the smoke role runs it on this node: the charts' test pods under the
+    policies just probed (their success also says the test pods' flows are enough)."""
+    helm = shutil.which("helm") or str(Path(os.environ.get("THREETIER_BIN", "")) / "helm")
+    results = []
+    for release in ("frontend", "backend"):
+        start = time.monotonic()
+        proc = harness.run(
+            [helm, "test", release, "--namespace", NS, "--timeout", "3m"], timeout=240, check=False, error=ProofFailed
+        )
+        phase = re.findall(r"^\s*Phase:\s*(\S+)", proc.stdout, flags=re.MULTILINE)
+        results.append(
+            {
+                "release": release,
+                "exit": proc.returncode,
+                "phases": phase,
+                "seconds": round(time.monotonic() - start, 1),
+                "output_tail": (proc.stdout + proc.stderr).strip().splitlines()[-6:],
+            }
+        )
+        verdict = "passed" if proc.returncode == 0 else "FAILED"
+        print(f"  helm test {release:54} {verdict} ({time.monotonic() - start:.1f} s, phases {phase})")
+    return results
 
 
 def connect(namespace: str, pod: str, host: str, port: int) -> tuple[bool, float, str]:
@@ -370,7 +447,7 @@ def proof_netpol() -> None:
     results, wrong = [], []
     try:
         for probe in plan:
-            host = backend_pod_ip() if probe.host.endswith("_pod") else probe.host
+            host = target_address(probe.host)
             namespace, pod = pods[probe.source]
             ok, seconds, err = connect(namespace, pod, host, probe.port)
             verdict = "connected" if ok else "blocked"
@@ -391,14 +468,19 @@ def proof_netpol() -> None:
         for namespace, name in pods.values():
             kubectl("-n", namespace, "delete", "pod", name, "--ignore-not-found", "--wait=false", check=False)
         kubectl("delete", "namespace", PROBE_NS, "monitoring", "--ignore-not-found", "--wait=false", check=False)
+    tests = helm_tests()
+    failed_tests = [t["release"] for t in tests if t["exit"] != 0]
     allowed = sum(1 for p in plan if p.allowed)
     summary = (
         f"{len(policies)} NetworkPolicies in the cluster; {len(results)} probes from real pods: "
-        f"{allowed} expected to connect, {len(results) - allowed} expected blocked, {len(wrong)} wrong"
+        f"{allowed} expected to connect, {len(results) - allowed} expected blocked, {len(wrong)} wrong; "
+        f"helm test {len(tests) - len(failed_tests)} of {len(tests)} releases passed"
     )
-    emit("netpol", summary, {"probes": results, "wrong": wrong})
+    emit("netpol", summary, {"probes": results, "wrong": wrong, "helm_test": tests})
     if wrong:
         raise ProofFailed("flows that did not behave as declared: " + "; ".join(wrong))
+    if failed_tests:
+        raise ProofFailed(f"helm test failed under the policies for {', '.join(failed_tests)}: {tests}")
 
 
 # --- 3. zero-downtime rollout -----------------------------------------------------------------------------
@@ -688,6 +770,173 @@ def proof_graceful(seconds: int, parallel: int) -> None:
         raise ProofFailed(f"no slow request was served by {victim}; the proof did not exercise the deleted pod")
 
 
+# --- 7. a pod whose dependency is down goes unready, and is not restarted ---------------------------------
+
+# Inside the php-fpm container: SIGSTOP (or SIGCONT) every child of PID 1, i.e. PHP-FPM's workers; print how
+# many. The master (PID 1) keeps running and holding its socket, as it does when every worker is stuck in a
+# slow request. Plain sh and /proc: the image has no ps or pkill.
+WORKER_SIGNAL = """n=0
+for status in /proc/[0-9]*/status; do
+  pid=${status#/proc/}; pid=${pid%/status}
+  [ "$pid" = 1 ] && continue
+  ppid=
+  while read -r key value; do [ "$key" = PPid: ] && ppid=$value && break; done 2>/dev/null < "$status"
+  [ "$ppid" = 1 ] && kill -"$0" "$pid" 2>/dev/null && n=$((n + 1))
+done
+echo "$n"
+"""
+
+
+def signal_workers(pod: str, signal: str) -> int:
+    proc = kubectl("-n", NS, "exec", pod, "-c", "php-fpm", "--", "/bin/sh", "-c", WORKER_SIGNAL, signal, timeout=30)
+    return int(proc.stdout.strip().splitlines()[-1])
+
+
+def pod_state(pod: str) -> dict:
+    data = kube_json("-n", NS, "get", "pod", pod)
+    conditions = {c["type"]: c["status"] for c in data["status"].get("conditions", [])}
+    statuses = data["status"].get("containerStatuses", [])
+    return {
+        "uid": data["metadata"]["uid"],
+        "ip": data["status"].get("podIP"),
+        "ready": conditions.get("Ready") == "True",
+        "containers_ready": {c["name"]: c["ready"] for c in statuses},
+        "restarts": {c["name"]: c["restartCount"] for c in statuses},
+        "spec": data["spec"],
+    }
+
+
+def service_endpoint_ready(ip: str) -> bool | None:
+    """The backend Service's view of the pod: its endpoint's ready condition (None when it is not listed)."""
+    slices = kube_json("-n", NS, "get", "endpointslices", "-l", "kubernetes.io/service-name=backend")["items"]
+    for item in slices:
+        for endpoint in item.get("endpoints") or []:
+            if ip in endpoint.get("addresses", []):
+                return bool(endpoint.get("conditions", {}).get("ready"))
+    return None
+
+
+def probe_events(pod: str) -> dict[str, int]:
+    """How often each probe failed on the pod, from its Unhealthy events (their count aggregates repeats)."""
+    events = kube_json("-n", NS, "get", "events", "--field-selector", f"involvedObject.name={pod}")["items"]
+    counts = {"readiness": 0, "liveness": 0}
+    for event in events:
+        if event.get("reason") != "Unhealthy":
+            continue
+        kind = "liveness" if event.get("message", "").startswith("Liveness") else "readiness"
+        counts[kind] += int(event.get("count") or (event.get("series") or {}).get("count") or 1)
+    return counts
+
+
+def proof_unready(margin: float) -> None:
+    """Backend readiness depends on PHP-FPM's workers answering (nginx's /readyz hands them PHP-FPM's ping, the
+    php-fpm container pings them over FastCGI); it never asks the database (docs/decisions.md). So the
+    dependency taken down is the workers: stopped, they take no request while the master and nginx live on."""
+    wait_for("two ready backend pods", lambda: ready_count("backend") >= 2, 180)
+    pods = [p for p in deployment_pods("backend") if pod_state(p["metadata"]["name"])["ready"]]
+    if not pods:
+        raise ProofFailed("no ready backend pod")
+    pod = pods[0]["metadata"]["name"]
+    before = pod_state(pod)
+    events_before = probe_events(pod)
+    # How long liveness needs to restart a container whose check fails: periodSeconds x failureThreshold plus
+    # the last timeout. The outage must last longer than that for "not restarted" to mean anything.
+    liveness = {
+        c["name"]: c["livenessProbe"]["periodSeconds"] * c["livenessProbe"]["failureThreshold"]
+        + c["livenessProbe"]["timeoutSeconds"]
+        for c in before["spec"]["containers"]
+    }
+    outage = max(liveness.values()) + margin
+    timeline: list[dict] = []
+    start = time.monotonic()
+
+    def sample(phase: str) -> dict:
+        state = pod_state(pod)
+        row = {
+            "t": round(time.monotonic() - start, 1),
+            "phase": phase,
+            "ready": state["ready"],
+            "containers_ready": state["containers_ready"],
+            "restarts": state["restarts"],
+        }
+        if not timeline or (row["ready"], row["containers_ready"], row["restarts"]) != (
+            timeline[-1]["ready"],
+            timeline[-1]["containers_ready"],
+            timeline[-1]["restarts"],
+        ):
+            timeline.append(row)
+            print(
+                f"  t={row['t']:5.1f}s {phase:8} Ready {row['ready']}, containers {row['containers_ready']}, "
+                f"restarts {row['restarts']}"
+            )
+        if state["uid"] != before["uid"]:
+            raise ProofFailed(f"pod {pod} was replaced during the proof")
+        return row
+
+    stopped = 0
+    unready_after = None
+    endpoint_ready = None
+    resumed = 0
+    try:
+        stopped = signal_workers(pod, "STOP")
+        if not stopped:
+            raise ProofFailed(f"no PHP-FPM worker found in {pod}")
+        last_stop = time.monotonic()
+        while time.monotonic() - start < outage:
+            row = sample("stopped")
+            if unready_after is None and not row["ready"]:
+                unready_after = row["t"]
+            if row["restarts"] != before["restarts"]:
+                raise ProofFailed(f"a container of {pod} restarted while PHP-FPM's workers were stopped: {timeline}")
+            if unready_after is not None and row["ready"]:
+                raise ProofFailed(f"{pod} became ready again while its workers were stopped: {timeline}")
+            # A worker the master started since (none is expected: the stopped ones count as idle) is stopped too.
+            if time.monotonic() - last_stop > 5:
+                signal_workers(pod, "STOP")
+                last_stop = time.monotonic()
+            time.sleep(1)
+        if unready_after is None:
+            raise ProofFailed(f"{pod} stayed Ready for {outage:.0f} s with PHP-FPM's workers stopped: {timeline}")
+        endpoint_ready = service_endpoint_ready(before["ip"])
+    finally:
+        with suppress(ProofFailed, subprocess.TimeoutExpired):
+            resumed = signal_workers(pod, "CONT")
+    outage_seconds = time.monotonic() - start
+    resume_at = time.monotonic()
+    wait_for(f"{pod} Ready again", lambda: sample("resumed")["ready"], 120, interval=1)
+    ready_again = time.monotonic() - resume_at
+    after = pod_state(pod)
+    events = {k: v - events_before.get(k, 0) for k, v in probe_events(pod).items()}
+    endpoint = {True: "still ready", False: "not ready", None: "not listed"}[endpoint_ready]
+    emit(
+        "unready",
+        f"backend pod {pod}, its {stopped} PHP-FPM workers stopped for {outage_seconds:.0f} s (longer than the "
+        f"{max(liveness.values())} s liveness needs to restart): Ready False after {unready_after:.0f} s, its "
+        f"endpoint in the Service {endpoint}, "
+        f"{events['readiness']} readiness and {events['liveness']} liveness probe failures, restarts "
+        f"{sum(before['restarts'].values())} -> {sum(after['restarts'].values())}; workers continued: Ready again "
+        f"after {ready_again:.0f} s",
+        {
+            "pod": pod,
+            "workers_stopped": stopped,
+            "workers_resumed": resumed,
+            "liveness_restart_after_s": liveness,
+            "outage_s": round(outage_seconds, 1),
+            "unready_after_s": unready_after,
+            "endpoint_ready_during_outage": endpoint_ready,
+            "probe_failures": events,
+            "restarts_before": before["restarts"],
+            "restarts_after": after["restarts"],
+            "ready_again_after_s": round(ready_again, 1),
+            "timeline": timeline,
+        },
+    )
+    if after["restarts"] != before["restarts"]:
+        raise ProofFailed(f"restart counts changed: {before['restarts']} -> {after['restarts']}")
+    if endpoint_ready:
+        raise ProofFailed(f"the Service still counted {pod} as a ready endpoint while it was unready")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="proof", required=True)
@@ -704,6 +953,8 @@ def main(argv: list[str] | None = None) -> int:
     graceful = sub.add_parser("graceful")
     graceful.add_argument("--seconds", type=int, default=20)
     graceful.add_argument("--parallel", type=int, default=6)
+    unready = sub.add_parser("unready")
+    unready.add_argument("--margin", type=float, default=10, help="seconds the outage lasts beyond liveness's reach")
     args = parser.parse_args(argv)
     try:
         if args.proof == "app":
@@ -716,6 +967,8 @@ def main(argv: list[str] | None = None) -> int:
             proof_hpa(args.up_timeout, args.down_timeout)
         elif args.proof == "pdb":
             proof_pdb(args.node)
+        elif args.proof == "unready":
+            proof_unready(args.margin)
         else:
             proof_graceful(args.seconds, args.parallel)
     except ProofFailed as exc:

@@ -15,8 +15,8 @@ set -euo pipefail
 scenario=${1:-e2e}
 case $scenario in
   # Every proof of the scenario, in the order it runs them (molecule/e2e/verify.yml, side_effect.yml).
-  e2e) EXPECTED=(app dbcluster netpol dbnetpol podsecurity dbpodsecurity pdb graceful hpa rollout dbpdb failover
-    switchover backup external) ;;
+  e2e) EXPECTED=(app dbcluster netpol dbnetpol podsecurity dbpodsecurity unready pdb graceful hpa rollout dbpdb
+    failover switchover backup external) ;;
   e2e-ci) EXPECTED=(app dbcluster netpol dbnetpol podsecurity dbpodsecurity) ;;
   *) die "unknown scenario '$scenario' (e2e or e2e-ci)" ;;
 esac
