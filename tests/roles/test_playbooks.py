@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible_run import INVENTORIES, PLAYBOOKS, ROOT, Result
+from ansible_run import INVENTORIES, PLAYBOOKS, ROOT, TEST_KNOBS, Result
 
 # Keys of the chart values that the roles compute from role variables and facts. An environment values file
 # that set them would be silently overridden, so the inventories must not.
@@ -62,11 +62,13 @@ def test_inventory(ansible_inventory: Callable[..., Result], inventory: str) -> 
     prod = inventory == "prod"
     assert host["threetier_database_mode"] == ("rds" if prod else "operator")
     assert host["backend_migrations_enabled"] is (not prod), "migrations: on in dev/staging (hooks), off in prod"
-    assert host["threetier_pods_run"] is (inventory != "local")
     if prod:
         assert host["threetier_monitoring_enabled"] is True
-    if inventory != "local":
-        assert host["threetier_chart_repo_override"] == "", "real environments keep the upstream chart repositories"
+    if inventory == "local":
+        assert host["threetier_pods_run"] is False, "inventories/local targets the KWOK cluster, which simulates pods"
+    else:
+        knobs = sorted(TEST_KNOBS & host.keys())
+        assert not knobs, f"real environments leave the test knobs to the roles' defaults, {inventory} sets {knobs}"
 
 
 @pytest.mark.parametrize("inventory", INVENTORIES)
