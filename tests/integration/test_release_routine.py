@@ -55,8 +55,8 @@ spec:
         - name: app
           image: registry.example/tiny:1
           resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 100m, memory: 32Mi}}
-          securityContext: %s
-""" % json.dumps(RESTRICTED)
+          securityContext: SECURITY_CONTEXT
+""".replace("SECURITY_CONTEXT", json.dumps(RESTRICTED))
 CONFIGMAP = """apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -110,8 +110,13 @@ def ansible_env() -> dict[str, str]:
 
 def playbook(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ansible-playbook", *args], cwd=ROOT, env=ansible_env(), capture_output=True, text=True,
-        timeout=timeout, check=False,
+        ["ansible-playbook", *args],
+        cwd=ROOT,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -144,10 +149,19 @@ def converge(kubeconfig: Path, chart: Path, namespace: str, run: str, *extra: st
     inventory = chart.parent / "hosts.ini"
     inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
     return playbook(
-        "-i", str(inventory),
-        "-e", json.dumps({"threetier_kubeconfig": str(kubeconfig), "tiny_namespace": namespace,
-                          "tiny_chart": str(chart), "tiny_run": run}),
-        *extra, str(play),
+        "-i",
+        str(inventory),
+        "-e",
+        json.dumps(
+            {
+                "threetier_kubeconfig": str(kubeconfig),
+                "tiny_namespace": namespace,
+                "tiny_chart": str(chart),
+                "tiny_run": run,
+            }
+        ),
+        *extra,
+        str(play),
     )
 
 
@@ -159,14 +173,31 @@ def test_an_upgrade_killed_midway_is_recovered_by_the_next_run(cluster: Path, na
 
     # An upgrade whose pod can never be scheduled: helm --wait waits, and is killed while it does.
     upgrade = subprocess.Popen(
-        ["helm", "upgrade", "tiny", str(chart), "--namespace", namespace, "--kubeconfig", str(cluster), "--wait",
-         "--timeout", "5m", "--set-string", "run=2", "--set-string", "nodeSelector.threetier-test/never=true"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "upgrade.err").open("w"),
+        [
+            "helm",
+            "upgrade",
+            "tiny",
+            str(chart),
+            "--namespace",
+            namespace,
+            "--kubeconfig",
+            str(cluster),
+            "--wait",
+            "--timeout",
+            "5m",
+            "--set-string",
+            "run=2",
+            "--set-string",
+            "nodeSelector.threetier-test/never=true",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "upgrade.err").open("w"),
     )
     try:
         deadline = time.monotonic() + 60
         while history(cluster, namespace)[-1]["status"] != "pending-upgrade":
-            assert upgrade.poll() is None, f"helm upgrade ended before it was interrupted: {(tmp_path / 'upgrade.err').read_text()}"
+            failed = (tmp_path / "upgrade.err").read_text() if upgrade.poll() is not None else ""
+            assert upgrade.poll() is None, f"helm upgrade ended before it was interrupted: {failed}"
             assert time.monotonic() < deadline, f"no pending-upgrade revision: {history(cluster, namespace)}"
             time.sleep(0.5)
         time.sleep(1)
@@ -174,7 +205,8 @@ def test_an_upgrade_killed_midway_is_recovered_by_the_next_run(cluster: Path, na
         upgrade.send_signal(signal.SIGKILL)
         upgrade.wait(timeout=30)
     assert [(e["revision"], e["status"]) for e in history(cluster, namespace)] == [
-        (1, "deployed"), (2, "pending-upgrade")
+        (1, "deployed"),
+        (2, "pending-upgrade"),
     ]
 
     # Recovery off: one clear message with the command to run, and the release is left as it is.
@@ -197,13 +229,19 @@ def test_an_upgrade_killed_midway_is_recovered_by_the_next_run(cluster: Path, na
     # Revision 3 is the rollback to revision 1, revision 4 this run's upgrade. Helm keeps the killed revision's
     # record as it was; only the newest revision's status decides whether Helm accepts an operation.
     assert [(e["revision"], e["status"]) for e in after] == [
-        (1, "superseded"), (2, "pending-upgrade"), (3, "superseded"), (4, "deployed")
+        (1, "superseded"),
+        (2, "pending-upgrade"),
+        (3, "superseded"),
+        (4, "deployed"),
     ], after
     assert "Rollback to 1" in after[2]["description"], after
     config = json.loads(
         subprocess.run(
             ["kubectl", "--kubeconfig", str(cluster), "-n", namespace, "get", "configmap", "tiny", "-o", "json"],
-            capture_output=True, text=True, check=True, timeout=60,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         ).stdout
     )
     assert config["data"]["run"] == "3"
@@ -215,9 +253,7 @@ def test_an_upgrade_killed_midway_is_recovered_by_the_next_run(cluster: Path, na
     assert history(cluster, namespace)[-1]["revision"] == 4
 
 
-def test_site_stops_before_any_change_on_a_value_only_the_api_server_rejects(
-    cluster: Path, kubectl: Kubectl
-) -> None:
+def test_site_stops_before_any_change_on_a_value_only_the_api_server_rejects(cluster: Path, kubectl: Kubectl) -> None:
     """A CPU limit below its request passes every client-side check; the API server's dry run stops the run."""
     suffix = uuid.uuid4().hex[:5]
     app_ns, db_ns = f"it-dry-{suffix}", f"it-dry-{suffix}-db"
@@ -225,18 +261,23 @@ def test_site_stops_before_any_change_on_a_value_only_the_api_server_rejects(
     namespaces_before = {item["metadata"]["name"] for item in kubectl.json("get", "namespaces")["items"]}
 
     result = playbook(
-        "-i", "inventories/local", "playbooks/site.yml",
-        "-e", json.dumps({
-            "threetier_kubeconfig": str(cluster),
-            "threetier_app_namespace": app_ns,
-            "threetier_db_namespace": db_ns,
-            "backend_values": {"phpfpm": {"resources": {"requests": {"cpu": "1500m"}, "limits": {"cpu": "1"}}}},
-        }),
+        "-i",
+        "inventories/local",
+        "playbooks/site.yml",
+        "-e",
+        json.dumps(
+            {
+                "threetier_kubeconfig": str(cluster),
+                "threetier_app_namespace": app_ns,
+                "threetier_db_namespace": db_ns,
+                "backend_values": {"phpfpm": {"resources": {"requests": {"cpu": "1500m"}, "limits": {"cpu": "1"}}}},
+            }
+        ),
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "Release backend (role backend): the API server rejects the chart" in output, output
-    assert "resources.requests: Invalid value: \"1500m\"" in output, output
+    assert 'resources.requests: Invalid value: "1500m"' in output, output
     assert 'phpfpm.resources.requests.cpu="1500m" (backend_values)' in output, output
     # It stopped before the first role that changes anything, and nothing was created or upgraded.
     tasks = re.findall(r"^TASK \[(.*)\]", result.stdout, re.MULTILINE)
