@@ -171,6 +171,12 @@ def test_an_upgrade_killed_midway_is_recovered_by_the_next_run(cluster: Path, na
     assert first.returncode == 0, first.stdout + first.stderr
     assert [(e["revision"], e["status"]) for e in history(cluster, namespace)] == [(1, "deployed")]
 
+    # Check mode reports the change and shows helm-diff's output, and changes nothing.
+    checked = converge(cluster, chart, namespace, "2", "--check", "--diff")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "changed=1" in checked.stdout and "'+   run: \"2\"'" in checked.stdout, checked.stdout
+    assert [(e["revision"], e["status"]) for e in history(cluster, namespace)] == [(1, "deployed")]
+
     # An upgrade whose pod can never be scheduled: helm --wait waits, and is killed while it does.
     upgrade = subprocess.Popen(
         [
