@@ -133,6 +133,10 @@ BAD_INPUT = {
         ["-e", "database_logical_backup_enabled=true"],
         "database_logical_backup_s3_bucket must name the S3 bucket when database_logical_backup_enabled is true",
     ),
+    "helm timeout not a Go duration": (
+        ["-e", "frontend_wait_timeout=ten"],
+        'frontend_wait_timeout must be a Go duration such as 10m, got "ten"',
+    ),
     "logical backup schedule not cron": (
         ["-e", "database_logical_backup_schedule=daily"],
         'database_logical_backup_schedule must be a five-field cron expression, got "daily"',
@@ -213,3 +217,44 @@ def test_a_second_cluster_credential_is_refused(ansible_env: dict[str, str]) -> 
     flat = " ".join(result.output.split())
     assert "K8S_AUTH_HOST and K8S_AUTH_API_KEY are set too" in flat, result.output
     assert UNREACHABLE not in flat, result.output
+
+
+# kubernetes.core (pinned 6.6.0): helm and helm_info print a deprecation for every existing release (their
+# status.values), and helm another for wait_timeout; the roles install releases with threetier.k8s.helm_release.
+DEPRECATING_MODULES = {"kubernetes.core.helm", "kubernetes.core.helm_info", "helm", "helm_info"}
+
+
+def tasks_of(node: Any) -> list[dict[str, Any]]:
+    """Every task-like mapping in a parsed playbook or task file (blocks and plays included)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, list):
+        for item in node:
+            found += tasks_of(item)
+    elif isinstance(node, dict):
+        found.append(node)
+        for key in ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always"):
+            found += tasks_of(node.get(key))
+    return found
+
+
+def test_no_role_or_playbook_calls_a_deprecating_helm_module() -> None:
+    files = sorted((ROOT / "roles").glob("*/tasks/*.yml")) + sorted((ROOT / "playbooks").glob("*.yml"))
+    offenders = [
+        f"{path.relative_to(ROOT)}: {task.get('name', '?')}"
+        for path in files
+        for task in tasks_of(yaml.safe_load(path.read_text()))
+        if DEPRECATING_MODULES & task.keys()
+    ]
+    assert not offenders, f"use threetier.k8s.helm_release instead: {offenders}"
+
+
+@pytest.mark.parametrize("role", ["backend", "frontend"])
+def test_the_app_roles_share_one_release_routine(role: str) -> None:
+    """No copy of the install, validation or values assembly in the app roles: they include helm_release."""
+    tasks = ROOT / "roles" / role / "tasks"
+    text = "\n".join(path.read_text() for path in sorted(tasks.glob("*.yml")))
+    for entry in ("validate", "dry_run", "teardown"):
+        assert f"tasks_from: {entry}" in text, f"{role} does not use the routine's {entry}"
+    assert "name: threetier.k8s.helm_release" in text
+    assert "helm upgrade" not in text and "'upgrade'" not in text, f"{role} installs its release by itself"
+    assert "query('ansible.builtin.file'" not in text, f"{role} reads its values files itself"
