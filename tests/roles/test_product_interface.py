@@ -85,16 +85,8 @@ RESOLVE_PLAY = """
 """
 KNOB_ROLES = ["preflight", "database", "monitoring", "smoke"]
 KNOB_VARS = ["database_wait", "smoke_helm_test", "database_operator_chart_repo_name", "monitoring_chart_repo_name"]
-# The roles whose default values files come from beside the inventory. backend and frontend still fall back to
-# the collection's own inventories/ until their defaults take the change monitoring has (strict: an xpass
-# fails, so the mark goes once they do).
-VALUES_ROLES = [
-    "monitoring",
-    *(
-        pytest.param(role, marks=pytest.mark.xfail(strict=True, reason=f"roles/{role} falls back to the collection"))
-        for role in ("backend", "frontend")
-    ),
-]
+# The roles whose default values files come from beside the inventory, never from the collection.
+VALUES_ROLES = ["monitoring", "backend", "frontend"]
 
 
 def resolve(
