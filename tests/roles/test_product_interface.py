@@ -129,7 +129,7 @@ def test_values_files_never_come_from_the_collection(
     mine = tmp_path / "mine"
     shutil.copytree(ROOT / "inventories" / "prod", mine, ignore=shutil.ignore_patterns("values"))
     files = f"{role}_values_files"
-    result, _ = resolve(ansible_playbook, tmp_path, [mine], [role], [files])
+    result = resolve(ansible_playbook, tmp_path, [mine], [role], [files])[0]
     assert result.rc != 0 and "No file was found when using first_found" in result.output, (
         f"{role} did not stop although {mine} has no values/: it must not take the collection's inventories/\n"
         + result.output[-3000:]
