@@ -56,15 +56,24 @@ real_node_demo() {
   MOLECULE_PROJECT_DIRECTORY=$THREETIER_ROOT ansible-playbook site.yml -i inventories/local \
     -e @molecule/e2e/vars.yml "$@"
   log "site.yml converged in $((SECONDS - begin)) s"
-  local url=http://threetier.localtest.me:30080
-  curl -fsS -o /dev/null -H 'Host: threetier.localtest.me' http://127.0.0.1:30080/ \
-    || die "the ingress does not answer on 127.0.0.1:30080"
+  local url=http://threetier.localtest.me:30080 path answer
+  # Through the ingress as a browser asks for it (the Host header), so this does not depend on the machine's DNS.
+  for path in / /api/health; do
+    answer=$(curl -fsS -H 'Host: threetier.localtest.me' "http://127.0.0.1:30080$path") \
+      || die "the ingress does not answer $path on 127.0.0.1:30080"
+    answer=$(tr -s '\n ' ' ' <<< "$answer")
+    log "GET $path: ${answer:0:100}"
+  done
+  local resolves="resolves to 127.0.0.1 (public DNS); or:"
+  getent hosts threetier.localtest.me > /dev/null \
+    || resolves="does not resolve on this machine (no public DNS): add '127.0.0.1 threetier.localtest.me' to /etc/hosts, or:"
   cat <<EOF
 
 The application runs on the real node (kept until \`make demo-down\`):
-  React app   $url/           (threetier.localtest.me resolves to 127.0.0.1; or:
-              curl -H 'Host: threetier.localtest.me' http://127.0.0.1:30080/)
+  React app   $url/
   API         $url/api/health   $url/api/messages   $url/api/db
+              (threetier.localtest.me $resolves
+               curl -H 'Host: threetier.localtest.me' http://127.0.0.1:30080/api/health)
   kubectl     export KUBECONFIG=$E2E_DIR/cluster/admin.kubeconfig
 EOF
 }
