@@ -22,6 +22,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: {{ include "common.component" . }}
 {{- end }}
 
+{{/*
+The labels the flow graph (inventories/_shared/network.yml, the network_policies filter) selects the app's
+pods on: the app's own pods and the backend's hook Jobs, never the `helm test` pod (name <name>-test).
+*/}}
+{{- define "common.graphSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "common.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
 {{/* Labels of every object of the chart, without the component (hook Jobs add their own). */}}
 {{- define "common.baseLabels" -}}
 {{ include "common.namedLabels" (dict "root" . "name" (include "common.name" .)) }}
@@ -52,7 +61,22 @@ selector nor the network graph's app component (name and instance), so the graph
 sake. The instance stays the release's, so `-l app.kubernetes.io/instance=<release>` still finds it.
 */}}
 {{- define "common.testLabels" -}}
-{{ include "common.namedLabels" (dict "root" . "name" (printf "%s-test" (include "common.name" . | trunc 58 | trimSuffix "-"))) }}
+{{ include "common.namedLabels" (dict "root" . "name" (include "common.testName" .)) }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{/* app.kubernetes.io/name of the `helm test` pod. */}}
+{{- define "common.testName" -}}
+{{- printf "%s-test" (include "common.name" . | trunc 58 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+The labels that identify the `helm test` pod (a subset of common.testLabels): its NetworkPolicy selects on
+them, not on the chart and version labels, which change with every chart release.
+*/}}
+{{- define "common.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "common.testName" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: test
 {{- end }}
 
