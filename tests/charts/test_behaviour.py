@@ -711,12 +711,11 @@ def test_network_policies_take_the_filters_names_labels_and_rules(render_with: R
         "threetier.k8s/component": f"{chart}-test",
     }
     assert (test["spec"]["ingress"], test["spec"]["egress"]) == ([], [{"ports": [{"port": 53, "protocol": "UDP"}]}])
-    # Its selector is the test pod's identity (name, instance, component), taken from the rendered test pod,
-    # without the chart and version labels that change with every chart release.
+    # Its selector is the test pod's identity (name and instance, the graph's selector of <chart>-test), taken
+    # from the rendered test pod, without the chart and version labels that change with every chart release.
     selector = test["spec"]["podSelector"]["matchLabels"]
     assert selector == {
-        key: test_pod["metadata"]["labels"][key]
-        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component")
+        key: test_pod["metadata"]["labels"][key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")
     }
     # It selects the test pod, and no pod of the app.
     app_pods = [render.one("Deployment")["spec"]["template"]["metadata"]["labels"]]

@@ -71,13 +71,13 @@ app.kubernetes.io/component: test
 {{- end }}
 
 {{/*
-The labels that identify the `helm test` pod (a subset of common.testLabels): its NetworkPolicy selects on
-them, not on the chart and version labels, which change with every chart release.
+The labels its NetworkPolicy selects the `helm test` pod on (a subset of common.testLabels): name and
+instance, exactly the flow graph's selector of the <name>-test component, so a policy the collection applied
+before is adopted unchanged; not the chart and version labels, which change with every chart release.
 */}}
 {{- define "common.testSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "common.testName" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: test
 {{- end }}
 
 {{/* Labels of the app's own objects. */}}
