@@ -725,6 +725,21 @@ def test_network_policies_take_the_filters_names_labels_and_rules(render_with: R
     assert all(_selects(app["spec"]["podSelector"]["matchLabels"], pod) for pod in app_pods)
 
 
+@pytest.mark.parametrize("chart", CHARTS)
+def test_common_labels_add_and_never_replace(render_with: RenderWith, chart: str) -> None:
+    """The collection passes one commonLabels to every chart, with its own managed-by; Helm's stays (a repeated
+    key would be a duplicate in the manifest, which YAML readers resolve as they please: PyYAML's last wins)."""
+    plain = render_with(chart).one("Service")["metadata"]["labels"]
+    render = render_with(
+        chart,
+        "commonLabels.team=web",
+        "commonLabels.app\\.kubernetes\\.io/managed-by=threetier.k8s",
+        "commonLabels.app\\.kubernetes\\.io/name=other",
+    )
+    assert render.one("Service")["metadata"]["labels"] == plain | {"team": "web"}
+    assert render.one("Pod")["metadata"]["labels"]["app.kubernetes.io/name"] == f"{chart}-test"
+
+
 def test_network_policy_names_default_to_the_fullname(render_with: RenderWith) -> None:
     render = render_with("frontend", "networkPolicy.enabled=true", "fullnameOverride=web")
     assert sorted(p["metadata"]["name"] for p in render.kinds("NetworkPolicy")) == ["web", "web-test"]

@@ -48,7 +48,12 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/version: {{ include "common.imageTag" $root | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/part-of: threetier
 app.kubernetes.io/managed-by: {{ $root.Release.Service }}
-{{- with $root.Values.commonLabels }}
+{{- /*
+commonLabels add labels and never repeat one of the above or the component (a repeated key would be a
+duplicate in the manifest, and name/instance/component are what the selectors match): the collection passes
+the same commonLabels to every chart, app.kubernetes.io/managed-by included, which stays Helm's.
+*/}}
+{{- with omit ($root.Values.commonLabels | default dict) "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/part-of" "app.kubernetes.io/managed-by" "app.kubernetes.io/component" }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
