@@ -23,6 +23,10 @@ VALUES_DIR = Path(__file__).resolve().parent / "values"
 HELM_MIRROR = ROOT.parent / "shared" / "helm-mirror"
 
 CHARTS = ("frontend", "backend")
+# The chart of the namespaces and the policies no app chart owns: no pods, no environments of its own (its
+# values are the collection's namespaces and filter output), so it has one values file, PLATFORM_VALUES.
+PLATFORM = "platform"
+DOCUMENTED_CHARTS = (*CHARTS, PLATFORM)
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 HELMS = ("helm", "helm4")
 # Rendered with this extra API so the ServiceMonitor (gated on .Capabilities) shows up.
@@ -79,6 +83,9 @@ class Render:
                 f"expected one {kind} {name or ''} in {self.chart}/{self.environment}, found {len(found)}"
             )
         return found[0]
+
+
+PLATFORM_VALUES = VALUES_DIR / "platform.yaml"
 
 
 def values_file(chart: str, environment: str) -> Path:
