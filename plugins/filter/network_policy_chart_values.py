@@ -22,7 +22,7 @@ description:
   - Picks the policy of O(component) (by its C(threetier.k8s/component) label) and, when given, the policy of the
     chart's C(helm test) pod O(test_component), and returns them as the C(networkPolicy) values of
     C(charts/backend) and C(charts/frontend) - C(enabled), C(name), C(labels), C(ingress), C(egress) and
-    C(test.name), C(test.ingress), C(test.egress).
+    C(test.name), C(test.labels), C(test.ingress), C(test.egress).
   - The chart selects its own pods with its selector labels; the policy keeps the filter's name and labels (except
     C(app.kubernetes.io/managed-by), which Helm sets), so an existing policy of that name is taken over by the release.
   - Without a policy for O(component) the result is C({enabled: false}).

@@ -74,21 +74,20 @@ def chart_values(policies: Sequence[Any], component: str, test_component: str | 
     app = found.get(component)
     if app is None:
         return {"enabled": False}
-    metadata = app.get("metadata") or {}
-    ingress, egress = _rules(app)
-    values: Manifest = {
-        "enabled": True,
+    values: Manifest = {"enabled": True, **_policy_values(app)}
+    test = found.get(test_component) if test_component else None
+    if test is not None:
+        values["test"] = _policy_values(test)
+    return values
+
+
+def _policy_values(policy: Mapping[str, Any]) -> Manifest:
+    """Name, labels (but those Helm sets) and rules of one policy, as the chart's values carry them."""
+    metadata = policy.get("metadata") or {}
+    ingress, egress = _rules(policy)
+    return {
         "name": metadata.get("name", ""),
         "labels": {k: v for k, v in (metadata.get("labels") or {}).items() if k not in HELM_OWNED_LABELS},
         "ingress": ingress,
         "egress": egress,
     }
-    test = found.get(test_component) if test_component else None
-    if test is not None:
-        test_ingress, test_egress = _rules(test)
-        values["test"] = {
-            "name": (test.get("metadata") or {}).get("name", ""),
-            "ingress": test_ingress,
-            "egress": test_egress,
-        }
-    return values

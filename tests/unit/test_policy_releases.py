@@ -105,6 +105,7 @@ def test_the_test_pods_policy_comes_along_when_the_graph_has_it() -> None:
     values = network_policy_chart_values(policies, "web", "web-test")
     assert values["ingress"] and not values["egress"]
     assert values["test"]["name"] == "threetier-web-test"
+    assert values["test"]["labels"]["threetier.k8s/component"] == "web-test"
     assert values["test"]["ingress"] == []
     ports = [port for rule in values["test"]["egress"] for port in rule.get("ports", [])]
     assert {"port": 8080, "protocol": "TCP"} in ports
