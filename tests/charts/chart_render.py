@@ -23,6 +23,10 @@ VALUES_DIR = Path(__file__).resolve().parent / "values"
 HELM_MIRROR = ROOT.parent / "shared" / "helm-mirror"
 
 CHARTS = ("frontend", "backend")
+# Charts with no pod of their own and no environments: tests/charts/test_database.py renders each with the
+# values of its modes (values/database-<mode>.yaml); the documentation and generator tests cover them too.
+DATABASE_MODES = ("operator", "rds", "external-ip")
+DOCUMENTED_CHARTS = (*CHARTS, "database")
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 HELMS = ("helm", "helm4")
 # Rendered with this extra API so the ServiceMonitor (gated on .Capabilities) shows up.
@@ -153,6 +157,10 @@ CRD_SOURCES = {
         ("PrometheusRule", "prometheusrules"),
     )
 }
+CRD_SOURCES[("acid.zalan.do/v1", "postgresql")] = (
+    f"postgres-operator-{VERSIONS['POSTGRES_OPERATOR_CHART_VERSION']}.tgz",
+    "postgres-operator/crds/postgresqls.yaml",
+)
 # Kinds validated by structure only, with the reason: no schema source exists offline.
 CRD_SCHEMA_SKIPPED = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): (
