@@ -15,6 +15,9 @@ this script writes (tests/charts/test_generated.py):
   directory (the roles' way) exactly as from a packaged ``.tgz``. The archive is compared by content (Helm
   stamps the time into it) and ``Chart.lock`` without its ``generated`` time.
 
+The charts without the library (``STANDALONE_CHARTS``: ``database``) get their schema from their own
+``schema/values.json`` alone and their README the same way as the app charts.
+
     scripts/chart_gen.py            # rewrite what is stale
     scripts/chart_gen.py --check    # exit 1 (and print a diff) when a committed file is stale
 
@@ -43,7 +46,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 APP_CHARTS = ("frontend", "backend")
 # Charts that do not use the library: their schema has no shared part and nothing is vendored into them.
-STANDALONE_CHARTS = ("platform",)
+STANDALONE_CHARTS = ("platform", "database")
 DOCUMENTED_CHARTS = (*APP_CHARTS, *STANDALONE_CHARTS)
 LIBRARY = "common"
 SHARED_SCHEMA = Path(LIBRARY) / "schema" / "shared.json"

@@ -26,7 +26,10 @@ CHARTS = ("frontend", "backend")
 # The chart of the namespaces and the policies no app chart owns: no pods, no environments of its own (its
 # values are the collection's namespaces and filter output), so it has one values file, PLATFORM_VALUES.
 PLATFORM = "platform"
-DOCUMENTED_CHARTS = (*CHARTS, PLATFORM)
+# Charts with no pod of their own and no environments: tests/charts/test_database.py renders each with the
+# values of its modes (values/database-<mode>.yaml); the documentation and generator tests cover them too.
+DATABASE_MODES = ("operator", "rds", "external-ip")
+DOCUMENTED_CHARTS = (*CHARTS, PLATFORM, "database")
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 HELMS = ("helm", "helm4")
 # Rendered with this extra API so the ServiceMonitor (gated on .Capabilities) shows up.
@@ -160,6 +163,10 @@ CRD_SOURCES = {
         ("PrometheusRule", "prometheusrules"),
     )
 }
+CRD_SOURCES[("acid.zalan.do/v1", "postgresql")] = (
+    f"postgres-operator-{VERSIONS['POSTGRES_OPERATOR_CHART_VERSION']}.tgz",
+    "postgres-operator/crds/postgresqls.yaml",
+)
 # Kinds validated by structure only, with the reason: no schema source exists offline.
 CRD_SCHEMA_SKIPPED = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): (
