@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,21 +159,30 @@ def test_a_removed_flow_is_gone_and_rollback_brings_it_back(env: dict[str, Any],
     assert restored["spec"] == before["spec"]
 
 
+def release_objects(kubectl: Kubectl, namespace: str, kinds: list[str], release: str) -> list[str]:
+    """Every object of a namespace that belongs to a release: its annotation, or its instance label (the pods)."""
+    left = []
+    for kind in kinds:
+        for item in kubectl.json("get", kind, "-n", namespace)["items"]:
+            metadata = item["metadata"]
+            if (
+                metadata.get("annotations", {}).get(RELEASE_ANNOTATION) == release
+                or metadata.get("labels", {}).get("app.kubernetes.io/instance") == release
+            ):
+                left.append(f"{kind}/{metadata['name']}")
+    return left
+
+
 def test_an_uninstall_leaves_nothing_of_the_release(env: dict[str, Any], kubectl: Kubectl) -> None:
     kubeconfig, app_ns = env["kubeconfig"], env["app_ns"]
     helm(kubeconfig, "uninstall", "frontend", "-n", app_ns, "--wait")
     kinds = kubectl("api-resources", "--verbs=list", "--namespaced", "-o", "name").stdout.split()
-    left = []
-    for kind in kinds:
-        if kind in {"events", "events.events.k8s.io"}:
-            continue
-        items = kubectl.json("get", kind, "-n", app_ns)["items"]
-        left += [
-            f"{kind}/{item['metadata']['name']}"
-            for item in items
-            if item["metadata"].get("annotations", {}).get(RELEASE_ANNOTATION) == "frontend"
-            or item["metadata"].get("labels", {}).get("app.kubernetes.io/instance") == "frontend"
-        ]
+    kinds = [kind for kind in kinds if kind not in {"events", "events.events.k8s.io"}]
+    # Helm waits for the objects it deleted; their dependents (the ReplicaSets' pods) go with the garbage
+    # collector a moment later.
+    deadline = time.monotonic() + 120
+    while (left := release_objects(kubectl, app_ns, kinds, "frontend")) and time.monotonic() < deadline:
+        time.sleep(3)
     assert left == [], left
     # The other releases' objects are still there, and the next run puts the frontend back with its policies.
     assert "threetier-backend" in policies(kubectl, app_ns)
