@@ -25,7 +25,7 @@ description:
     C(test.name), C(test.labels), C(test.ingress), C(test.egress).
   - The chart selects its own pods with its selector labels; the policy keeps the filter's name and labels (except
     C(app.kubernetes.io/managed-by), which Helm sets), so an existing policy of that name is taken over by the release.
-  - Without a policy for O(component) the result is C({enabled: false}).
+  - "Without a policy for O(component) the result is C({enabled: false})."
 options:
   _input:
     description: NetworkPolicy manifests (P(threetier.k8s.network_policies#filter)).

@@ -64,7 +64,15 @@ def charts_copy(tmp_path: Path) -> Path:
         # The database chart's schema is its own part alone.
         (("database/schema/values.json", '"maximum": 65535', '"maximum": 65534'), "database/values.schema.json"),
     ],
-    ids=["readme", "schema", "library", "platform-readme", "platform-schema", "platform-readme-template", "database-schema"],
+    ids=[
+        "readme",
+        "schema",
+        "library",
+        "platform-readme",
+        "platform-schema",
+        "platform-readme-template",
+        "database-schema",
+    ],
 )
 def test_the_check_notices_a_stale_file(charts_copy: Path, edit: tuple[str, str, str], stale: str) -> None:
     _require_helm_docs()

@@ -145,7 +145,7 @@ def main() -> int:
         mirror = run([str(HELM_MIRROR_SH), "start"], env).stdout.strip().splitlines()[-1]
         try:
             kubeconfig = cluster(env, "up")["kubeconfig"]
-            first, first_changed, _ = site(env, kubeconfig, mirror)
+            first, first_changed, _first_output = site(env, kubeconfig, mirror)
             again, again_changed, again_output = site(env, kubeconfig, mirror)
             rels = releases(env, kubeconfig)
             cluster(env, "down")
