@@ -9,11 +9,8 @@ them over. The graph is the dev inventory's, templated as scripts/gen_docs.py te
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +18,10 @@ import pytest
 import yaml
 from chart_render import PLATFORM, REQUIRED_VALUES, ROOT, helm_template, parse_manifests
 
+from tests.harness.collection import expose_collection
+
 Manifest = dict[str, Any]
 MANAGED_BY = "app.kubernetes.io/managed-by"
-
-
-def _expose_collection() -> None:
-    """Import the plugins from the checkout as ansible_collections.threetier.k8s (as the unit tier does)."""
-    base = Path(tempfile.mkdtemp(prefix="threetier-charts-"))
-    atexit.register(shutil.rmtree, base, ignore_errors=True)
-    namespace = base / "ansible_collections" / "threetier"
-    namespace.mkdir(parents=True)
-    (namespace / "k8s").symlink_to(ROOT, target_is_directory=True)
-    sys.path.insert(0, str(base))
 
 
 def _load_script(name: str) -> Any:
@@ -47,7 +36,7 @@ def _load_script(name: str) -> Any:
 @pytest.fixture(scope="module")
 def policies() -> list[Manifest]:
     """The dev graph's allow policies and the default deny of every namespace they are in."""
-    _expose_collection()
+    expose_collection("threetier-charts-")
     from ansible_collections.threetier.k8s.plugins.filter.default_deny_policies import default_deny_policies
     from ansible_collections.threetier.k8s.plugins.filter.network_policies import network_policies
 
