@@ -23,6 +23,13 @@ VALUES_DIR = Path(__file__).resolve().parent / "values"
 HELM_MIRROR = ROOT.parent / "shared" / "helm-mirror"
 
 CHARTS = ("frontend", "backend")
+# The chart of the namespaces and the policies no app chart owns: no pods, no environments of its own (its
+# values are the collection's namespaces and filter output), so it has one values file, PLATFORM_VALUES.
+PLATFORM = "platform"
+# Charts with no pod of their own and no environments: tests/charts/test_database.py renders each with the
+# values of its modes (values/database-<mode>.yaml); the documentation and generator tests cover them too.
+DATABASE_MODES = ("operator", "rds", "external-ip")
+DOCUMENTED_CHARTS = (*CHARTS, PLATFORM, "database")
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 HELMS = ("helm", "helm4")
 # Rendered with this extra API so the ServiceMonitor (gated on .Capabilities) shows up.
@@ -79,6 +86,9 @@ class Render:
                 f"expected one {kind} {name or ''} in {self.chart}/{self.environment}, found {len(found)}"
             )
         return found[0]
+
+
+PLATFORM_VALUES = VALUES_DIR / "platform.yaml"
 
 
 def values_file(chart: str, environment: str) -> Path:
@@ -153,6 +163,10 @@ CRD_SOURCES = {
         ("PrometheusRule", "prometheusrules"),
     )
 }
+CRD_SOURCES[("acid.zalan.do/v1", "postgresql")] = (
+    f"postgres-operator-{VERSIONS['POSTGRES_OPERATOR_CHART_VERSION']}.tgz",
+    "postgres-operator/crds/postgresqls.yaml",
+)
 # Kinds validated by structure only, with the reason: no schema source exists offline.
 CRD_SCHEMA_SKIPPED = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): (

@@ -655,11 +655,95 @@ def test_network_policy_is_off_by_default_and_driven_by_values(render_with: Rend
         "networkPolicy.egress[0].ports[0].port=53",
         "networkPolicy.egress[0].ports[0].protocol=UDP",
     )
-    policy = render.one("NetworkPolicy")["spec"]
-    assert policy["podSelector"] == render.one("Deployment")["spec"]["selector"]
+    policy = render.one("NetworkPolicy", chart)["spec"]
+    # The flow graph's selector of the app (name and instance): the Deployment's pods, and the hook Jobs.
+    assert policy["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": chart, "app.kubernetes.io/instance": chart}
+    }
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert policy["ingress"] == [{"ports": [{"port": 8080}]}]
     assert policy["egress"] == [{"ports": [{"port": 53, "protocol": "UDP"}]}]
+    # The test pod's policy is there too, denying both directions until it is given rules.
+    test = render.one("NetworkPolicy", f"{chart}-test")["spec"]
+    assert (test["policyTypes"], test["ingress"], test["egress"]) == (["Ingress", "Egress"], [], [])
+    # Without the test pod there is no test policy.
+    assert [
+        p["metadata"]["name"]
+        for p in render_with(chart, "networkPolicy.enabled=true", "tests.enabled=false").kinds("NetworkPolicy")
+    ] == [chart]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_network_policies_take_the_filters_names_labels_and_rules(render_with: RenderWith, chart: str) -> None:
+    """What the collection's roles pass: each policy's name, its threetier.k8s/* labels and its rules."""
+    render = render_with(
+        chart,
+        "networkPolicy.enabled=true",
+        f"networkPolicy.name=threetier-{chart}",
+        "networkPolicy.labels.threetier\\.k8s/policy-set=threetier",
+        f"networkPolicy.labels.threetier\\.k8s/component={chart}",
+        # The filter's own value: it must not replace Helm's.
+        "networkPolicy.labels.app\\.kubernetes\\.io/managed-by=threetier.k8s",
+        "networkPolicy.ingress[0].ports[0].port=http",
+        f"networkPolicy.test.name=threetier-{chart}-test",
+        f"networkPolicy.test.labels.threetier\\.k8s/component={chart}-test",
+        "networkPolicy.test.egress[0].ports[0].port=53",
+        "networkPolicy.test.egress[0].ports[0].protocol=UDP",
+    )
+    assert sorted(p["metadata"]["name"] for p in render.kinds("NetworkPolicy")) == [
+        f"threetier-{chart}",
+        f"threetier-{chart}-test",
+    ]
+    app = render.one("NetworkPolicy", f"threetier-{chart}")
+    deployment_labels = render.one("Deployment")["metadata"]["labels"]
+    assert app["metadata"]["labels"] == deployment_labels | {
+        "threetier.k8s/policy-set": "threetier",
+        "threetier.k8s/component": chart,
+    }
+    assert app["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert (app["spec"]["ingress"], app["spec"]["egress"]) == ([{"ports": [{"port": "http"}]}], [])
+
+    test_pod = render.one("Pod")
+    test = render.one("NetworkPolicy", f"threetier-{chart}-test")
+    # The test policy carries the test pod's labels plus the passed ones, the test's component over the app's.
+    assert test["metadata"]["labels"] == test_pod["metadata"]["labels"] | {
+        "threetier.k8s/policy-set": "threetier",
+        "threetier.k8s/component": f"{chart}-test",
+    }
+    assert (test["spec"]["ingress"], test["spec"]["egress"]) == ([], [{"ports": [{"port": 53, "protocol": "UDP"}]}])
+    # Its selector is the test pod's identity (name and instance, the graph's selector of <chart>-test), taken
+    # from the rendered test pod, without the chart and version labels that change with every chart release.
+    selector = test["spec"]["podSelector"]["matchLabels"]
+    assert selector == {
+        key: test_pod["metadata"]["labels"][key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+    }
+    # It selects the test pod, and no pod of the app.
+    app_pods = [render.one("Deployment")["spec"]["template"]["metadata"]["labels"]]
+    app_pods += [job["spec"]["template"]["metadata"]["labels"] for job in render.kinds("Job")]
+    assert _selects(selector, test_pod["metadata"]["labels"])
+    assert not [pod for pod in app_pods if _selects(selector, pod)]
+    assert all(_selects(app["spec"]["podSelector"]["matchLabels"], pod) for pod in app_pods)
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_common_labels_add_and_never_replace(render_with: RenderWith, chart: str) -> None:
+    """The collection passes one commonLabels to every chart, with its own managed-by; Helm's stays (a repeated
+    key would be a duplicate in the manifest, which YAML readers resolve as they please: PyYAML's last wins)."""
+    plain = render_with(chart).one("Service")["metadata"]["labels"]
+    render = render_with(
+        chart,
+        "commonLabels.team=web",
+        "commonLabels.app\\.kubernetes\\.io/managed-by=threetier.k8s",
+        "commonLabels.app\\.kubernetes\\.io/name=other",
+    )
+    assert render.one("Service")["metadata"]["labels"] == plain | {"team": "web"}
+    assert render.one("Pod")["metadata"]["labels"]["app.kubernetes.io/name"] == f"{chart}-test"
+
+
+def test_network_policy_names_default_to_the_fullname(render_with: RenderWith) -> None:
+    render = render_with("frontend", "networkPolicy.enabled=true", "fullnameOverride=web")
+    assert sorted(p["metadata"]["name"] for p in render.kinds("NetworkPolicy")) == ["web", "web-test"]
+    assert render.one("Pod")["metadata"]["name"] == "web-test"
 
 
 # --- Scheduling presets, priority, pull secrets, helm test ----------------------------------------------
@@ -718,7 +802,7 @@ def test_helm_test_pod_is_a_client_not_the_app(render_with: RenderWith, chart: s
         "Deployment": render.one("Deployment")["spec"]["selector"]["matchLabels"],
         "Service": render.one("Service")["spec"]["selector"],
         "PodDisruptionBudget": render.one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
-        "NetworkPolicy": render.one("NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+        "NetworkPolicy": render.one("NetworkPolicy", chart)["spec"]["podSelector"]["matchLabels"],
     }
     assert not [kind for kind, selector in selectors.items() if _selects(selector, test_pod)]
     components = yaml.safe_load(SHARED_GRAPH.read_text(encoding="utf-8"))["threetier_network"]["components"]

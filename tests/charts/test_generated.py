@@ -2,7 +2,8 @@
 
 scripts/chart_gen.py derives each app chart's values.schema.json (the library's shared schema part plus the
 chart's own), its README (helm-docs from the `# --` comments of values.yaml) and the vendored library chart
-(charts/common-<version>.tgz and Chart.lock). A stale copy fails here with the diff and the command to run.
+(charts/common-<version>.tgz and Chart.lock), and the platform chart's schema (its own part alone) and README.
+A stale copy fails here with the diff and the command to run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_render import CHARTS, CHARTS_DIR, ROOT
+from chart_render import CHARTS, CHARTS_DIR, DOCUMENTED_CHARTS, PLATFORM, ROOT
 
 GENERATOR = ROOT / "scripts" / "chart_gen.py"
 
@@ -53,8 +54,25 @@ def charts_copy(tmp_path: Path) -> Path:
         (("common/schema/shared.json", '"minimum": 1,', '"minimum": 2,'), "backend/values.schema.json"),
         # The library's templates are vendored into each app chart.
         (("common/templates/_pdb.tpl", "PodDisruptionBudget", "PodDisruptionBudget "), "backend/charts/common-"),
+        # The platform chart's README and schema have their own sources.
+        (
+            ("platform/values.yaml", "# -- Name of the LimitRange", "# -- The name of the LimitRange"),
+            "platform/README.md",
+        ),
+        (("platform/schema/values.json", '"maxLength": 63', '"maxLength": 62'), "platform/values.schema.json"),
+        (("platform/README.md.gotmpl", "## Decisions", "## Choices"), "platform/README.md"),
+        # The database chart's schema is its own part alone.
+        (("database/schema/values.json", '"maximum": 65535', '"maximum": 65534'), "database/values.schema.json"),
     ],
-    ids=["readme", "schema", "library"],
+    ids=[
+        "readme",
+        "schema",
+        "library",
+        "platform-readme",
+        "platform-schema",
+        "platform-readme-template",
+        "database-schema",
+    ],
 )
 def test_the_check_notices_a_stale_file(charts_copy: Path, edit: tuple[str, str, str], stale: str) -> None:
     _require_helm_docs()
@@ -85,8 +103,21 @@ def test_the_library_chart_and_its_dependants() -> None:
         assert meta["annotations"]["threetier.k8s/component"]
 
 
-@pytest.mark.parametrize("chart", CHARTS)
+@pytest.mark.parametrize("chart", DOCUMENTED_CHARTS)
 def test_the_schema_says_where_it_comes_from(chart: str) -> None:
     schema = json.loads((CHARTS_DIR / chart / "values.schema.json").read_text(encoding="utf-8"))
     assert "scripts/chart_gen.py" in schema["$comment"]
     assert f"charts/{chart}/schema/values.json" in schema["$comment"]
+    # Only the app charts take the library's shared part.
+    assert ("charts/common/schema/shared.json" in schema["$comment"]) == (chart in CHARTS)
+
+
+def test_the_platform_chart_stands_alone() -> None:
+    """No library, nothing vendored: the platform chart's schema is its own source plus the generator's header."""
+    assert not (CHARTS_DIR / PLATFORM / "charts").exists()
+    assert not (CHARTS_DIR / PLATFORM / "Chart.lock").exists()
+    generated = json.loads((CHARTS_DIR / PLATFORM / "values.schema.json").read_text(encoding="utf-8"))
+    source = json.loads((CHARTS_DIR / PLATFORM / "schema" / "values.json").read_text(encoding="utf-8"))
+    assert generated["properties"] == source["properties"]
+    assert generated["definitions"] == source["definitions"]
+    assert generated["additionalProperties"] is False

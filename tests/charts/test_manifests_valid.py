@@ -8,7 +8,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from chart_render import CHARTS, CRD_SCHEMA_SKIPPED, CRD_SOURCES, ENVIRONMENTS, HELMS, Render
+from chart_render import (
+    CHARTS,
+    CRD_SCHEMA_SKIPPED,
+    CRD_SOURCES,
+    ENVIRONMENTS,
+    HELMS,
+    PLATFORM,
+    PLATFORM_VALUES,
+    Render,
+    helm_template,
+    parse_manifests,
+)
 from manifest_schema import validation_errors
 
 Rendered = Callable[[str, str, str], Render]
@@ -83,3 +94,31 @@ def test_skipped_crd_kinds_give_their_reason() -> None:
 @pytest.mark.parametrize("chart", CHARTS)
 def test_helm_3_and_4_render_the_same_objects(rendered: Rendered, chart: str, environment: str) -> None:
     assert rendered("helm", chart, environment).docs == rendered("helm4", chart, environment).docs
+
+
+@pytest.fixture(scope="module")
+def platform_docs(helm_bins: dict[str, str]) -> dict[str, tuple[dict, ...]]:
+    """helm -> the platform chart's objects with its test values."""
+    return {
+        helm: parse_manifests(helm_template(helm_bins[helm], PLATFORM, [PLATFORM_VALUES], namespace="default"))
+        for helm in HELMS
+    }
+
+
+@pytest.mark.parametrize("helm", HELMS)
+def test_platform_renders_validate_strictly(platform_docs: dict[str, tuple[dict, ...]], helm: str) -> None:
+    docs = platform_docs[helm]
+    assert {d["kind"] for d in docs} == {"Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy"}
+    assert [e for doc in docs for e in validation_errors(doc)] == []
+
+
+def test_platform_objects_are_really_checked(platform_docs: dict[str, tuple[dict, ...]]) -> None:
+    """A quota or limit range spec passes through the chart unchecked: the Kubernetes schema must catch it."""
+    quota = next(d for d in platform_docs["helm"] if d["kind"] == "ResourceQuota")
+    assert any("hrad" in e for e in validation_errors({**quota, "spec": {"hrad": {"pods": "1"}}}))
+    limits = next(d for d in platform_docs["helm"] if d["kind"] == "LimitRange")
+    assert any("limits" in e for e in validation_errors({**limits, "spec": {"limits": "none"}}))
+
+
+def test_platform_helm_3_and_4_render_the_same_objects(platform_docs: dict[str, tuple[dict, ...]]) -> None:
+    assert platform_docs["helm"] == platform_docs["helm4"]

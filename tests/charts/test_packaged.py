@@ -1,4 +1,5 @@
-"""Each app chart works on its own from its packaged .tgz, with the library chart inside it.
+"""Each app chart works on its own from its packaged .tgz, with the library chart inside it; so does the platform
+chart, which has no dependency.
 
 The charts are copied to a scratch directory without their vendored library, `helm dependency build` restores
 it from Chart.lock and file://../common, `helm package` writes the .tgz, and the .tgz is moved to a directory
@@ -26,6 +27,8 @@ from chart_render import (
     HELMS,
     KUBE_VERSION,
     MONITORING_API,
+    PLATFORM,
+    PLATFORM_VALUES,
     REQUIRED_VALUES,
     Render,
     parse_manifests,
@@ -52,12 +55,13 @@ def packaged(helm_bins: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         scratch = tmp_path_factory.mktemp(f"package-{name}")
         source, alone = scratch / "charts", scratch / "alone"
         alone.mkdir()
-        for chart in ("common", *CHARTS):
+        for chart in ("common", *CHARTS, PLATFORM):
             shutil.copytree(CHARTS_DIR / chart, source / chart)
         result[name] = {}
-        for chart in CHARTS:
-            shutil.rmtree(source / chart / "charts")  # the vendored copy: rebuilt from the lock file below
-            helm(helm_bins[name], "dependency", "build", "--skip-refresh", str(source / chart))
+        for chart in (*CHARTS, PLATFORM):
+            if chart in CHARTS:
+                shutil.rmtree(source / chart / "charts")  # the vendored copy: rebuilt from the lock file below
+                helm(helm_bins[name], "dependency", "build", "--skip-refresh", str(source / chart))
             out = helm(helm_bins[name], "package", str(source / chart), "--destination", str(scratch))
             archive = next(scratch.glob(f"{chart}-*.tgz"))
             assert archive.name in out
@@ -113,3 +117,50 @@ def test_the_package_installs_with_plain_helm_install(
     output = helm(helm_bins["helm4"], *args, cwd=archive.parent)
     kinds = {doc["kind"] for doc in parse_manifests(output.split("MANIFEST:", 1)[1].split("NOTES:", 1)[0])}
     assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= kinds
+
+
+@pytest.mark.parametrize("helm_name", HELMS)
+def test_the_platform_package_renders_like_the_source_and_lints(
+    packaged: dict[str, dict[str, Path]], helm_bins: dict[str, str], helm_name: str
+) -> None:
+    archive = packaged[helm_name][PLATFORM]
+    with tarfile.open(archive) as archive_file:
+        names = set(archive_file.getnames())
+    assert {"platform/values.schema.json", "platform/templates/namespaces.yaml"} <= names
+    assert not [n for n in names if "/schema/" in n or n.endswith(".gotmpl")], names
+    args = ["template", PLATFORM, archive.name, "--namespace", "default", "--kube-version", KUBE_VERSION]
+    docs = parse_manifests(helm(helm_bins[helm_name], *args, "--values", str(PLATFORM_VALUES), cwd=archive.parent))
+    source = [
+        "template",
+        PLATFORM,
+        str(CHARTS_DIR / PLATFORM),
+        "--namespace",
+        "default",
+        "--kube-version",
+        KUBE_VERSION,
+    ]
+    assert docs == parse_manifests(helm(helm_bins[helm_name], *source, "--values", str(PLATFORM_VALUES)))
+    assert len(docs) == 7
+    lint = ["lint", "--strict", "--kube-version", KUBE_VERSION, archive.name, "--values", str(PLATFORM_VALUES)]
+    output = helm(helm_bins[helm_name], *lint, cwd=archive.parent)
+    assert "1 chart(s) linted, 0 chart(s) failed" in output and "[WARNING]" not in output, output
+
+
+def test_the_platform_package_installs_with_plain_helm_install(
+    packaged: dict[str, dict[str, Path]], helm_bins: dict[str, str]
+) -> None:
+    archive = packaged["helm4"][PLATFORM]
+    args = ["install", PLATFORM, archive.name, "--namespace", "default", "--dry-run=client"]
+    output = helm(helm_bins["helm4"], *args, "--values", str(PLATFORM_VALUES), cwd=archive.parent)
+    manifest = output.split("MANIFEST:", 1)[1].split("NOTES:", 1)[0]
+    kinds = sorted(doc["kind"] for doc in parse_manifests(manifest))
+    assert kinds == [
+        "LimitRange",
+        "Namespace",
+        "Namespace",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "ResourceQuota",
+    ]
+    assert "namespace threetier: Pod Security enforce=restricted" in output.split("NOTES:", 1)[1]

@@ -7,10 +7,22 @@ in the templates.
 
 from __future__ import annotations
 
+import copy
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
-from chart_render import HELMS, REQUIRED_VALUES, RenderError, helm_template, parse_manifests
+import yaml
+from chart_render import (
+    HELMS,
+    PLATFORM,
+    PLATFORM_VALUES,
+    REQUIRED_VALUES,
+    RenderError,
+    helm_template,
+    parse_manifests,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -104,3 +116,110 @@ def test_hpa_bounds_render_iff_ordered(helm_bins: dict[str, str], low: int, high
     docs = parse_manifests(helm_template(helm_bins["helm"], "frontend", (), values))
     hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (low, high)
+
+
+# --- The platform chart -------------------------------------------------------------------------------------
+
+PLATFORM_BASE = yaml.safe_load(PLATFORM_VALUES.read_text(encoding="utf-8"))
+
+
+def _edit(change: Any) -> dict[str, Any]:
+    values = copy.deepcopy(PLATFORM_BASE)
+    change(values)
+    return values
+
+
+def _policy(namespace: str | None = "threetier", **overrides: Any) -> dict[str, Any]:
+    metadata = {"name": "threetier-extra"} | ({"namespace": namespace} if namespace else {})
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata,
+        "spec": {"podSelector": {}},
+    }
+    return policy | overrides
+
+
+# (id, edit of the test values, regular expression the error must match)
+PLATFORM_REJECTED = [
+    (
+        "bad-level",
+        lambda v: v["namespaces"][0]["podSecurity"].update(enforce="strict"),
+        r"at '/namespaces/0/podSecurity/enforce': value must be one of 'privileged', 'baseline', 'restricted'",
+    ),
+    (
+        "missing-level",
+        lambda v: v["namespaces"][1]["podSecurity"].pop("warn"),
+        r"at '/namespaces/1/podSecurity': missing property 'warn'",
+    ),
+    (
+        "bad-version",
+        lambda v: v.update(podSecurityVersion="1.33"),
+        r"at '/podSecurityVersion': '1\.33' does not match pattern",
+    ),
+    (
+        "duplicate-namespace",
+        lambda v: v["namespaces"].append({"name": "threetier", "podSecurity": v["namespaces"][1]["podSecurity"]}),
+        r"namespaces\[2\]\.name: namespace \"threetier\" is listed twice",
+    ),
+    (
+        "namespace-not-a-dns-label",
+        lambda v: v["namespaces"][1].update(name="Threetier_Monitoring"),
+        r"at '/namespaces/1/name': 'Threetier_Monitoring' does not match pattern",
+    ),
+    (
+        "unknown-namespace-key",
+        lambda v: v["namespaces"][0].update(quota={}),
+        r"at '/namespaces/0': additional properties 'quota' not allowed",
+    ),
+    (
+        "policy-without-namespace",
+        lambda v: v["networkPolicies"].append(_policy(namespace=None)),
+        r"at '/networkPolicies/3/metadata': missing property 'namespace'",
+    ),
+    (
+        "policy-of-another-kind",
+        lambda v: v["networkPolicies"].append(_policy(kind="Service")),
+        r"at '/networkPolicies/3/kind': value must be 'NetworkPolicy'",
+    ),
+    (
+        "policy-of-another-api",
+        lambda v: v["networkPolicies"].append(_policy(apiVersion="extensions/v1beta1")),
+        r"at '/networkPolicies/3/apiVersion': value must be 'networking.k8s.io/v1'",
+    ),
+    (
+        "duplicate-policy",
+        lambda v: v["networkPolicies"].append(copy.deepcopy(v["networkPolicies"][0])),
+        r"networkPolicies\[3\]: NetworkPolicy threetier/threetier-default-deny is listed twice",
+    ),
+    (
+        "bad-label-value",
+        lambda v: v["commonLabels"].update(tier=3),
+        r"at '/commonLabels/tier': got number, want string",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), [c[1:] for c in PLATFORM_REJECTED], ids=[c[0] for c in PLATFORM_REJECTED])
+@pytest.mark.parametrize("helm", HELMS)
+def test_platform_rejected_values(
+    helm_bins: dict[str, str], tmp_path: Path, helm: str, edit: Any, message: str
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(_edit(edit)), encoding="utf-8")
+    with pytest.raises(RenderError) as error:
+        helm_template(helm_bins[helm], PLATFORM, (values,), namespace="default")
+    assert re.search(message, str(error.value)), str(error.value)
+
+
+@pytest.mark.parametrize("helm", HELMS)
+def test_platform_accepts_a_policy_in_any_namespace(helm_bins: dict[str, str], tmp_path: Path, helm: str) -> None:
+    """The baseline of the cases above renders, a policy outside `namespaces` included (documented)."""
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(_edit(lambda v: v["networkPolicies"].append(_policy("elsewhere")))), encoding="utf-8"
+    )
+    docs = parse_manifests(helm_template(helm_bins[helm], PLATFORM, (values,), namespace="default"))
+    assert ("elsewhere", "threetier-extra") in {
+        (d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "NetworkPolicy"
+    }

@@ -69,6 +69,8 @@ def test_tarball_holds_the_collection(tarball_members: list[str]) -> None:
         assert {f"charts/{chart}/Chart.lock", vendored} <= members, (
             f"chart {chart} ships without its vendored library chart (scripts/chart_gen.py)"
         )
+    # The database role installs charts/database from the collection too (no library dependency).
+    assert {"charts/database/Chart.yaml", "charts/database/values.schema.json"} <= members
 
 
 def test_installed_from_the_tarball(isolated_ansible_env: dict, installed_collections: Path) -> None:

@@ -90,10 +90,17 @@ def test_pinned_versions_agree_with_versions_env() -> None:
     assert role_defaults("monitoring")["monitoring_chart_version"] == pins["KUBE_PROMETHEUS_STACK_CHART_VERSION"]
 
 
-@pytest.mark.parametrize("chart", ["backend", "frontend"])
-def test_chart_version_pins_match_chart_yaml(chart: str) -> None:
+@pytest.mark.parametrize(
+    ("chart", "pin"),
+    [
+        ("backend", "backend_chart_version"),
+        ("frontend", "frontend_chart_version"),
+        ("database", "database_release_chart_version"),
+    ],
+)
+def test_chart_version_pins_match_chart_yaml(chart: str, pin: str) -> None:
     chart_yaml = yaml.safe_load((ROOT / "charts" / chart / "Chart.yaml").read_text())
-    assert role_defaults(chart)[f"{chart}_chart_version"] == chart_yaml["version"]
+    assert role_defaults(chart)[pin] == chart_yaml["version"]
 
 
 BAD_INPUT = {

@@ -9,12 +9,9 @@ extra path entry merges with the bundled collections.
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,20 +20,13 @@ import pytest
 import yaml
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from tests.harness.collection import expose_collection
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def _expose_collection() -> None:
-    base = Path(tempfile.mkdtemp(prefix="threetier-unit-"))
-    atexit.register(shutil.rmtree, base, ignore_errors=True)
-    namespace = base / "ansible_collections" / "threetier"
-    namespace.mkdir(parents=True)
-    (namespace / "k8s").symlink_to(ROOT, target_is_directory=True)
-    sys.path.insert(0, str(base))
-
-
-_expose_collection()
+expose_collection("threetier-unit-")
 
 # Hypothesis keeps its examples and caches in the project cache, not in the checkout.
 set_hypothesis_home_dir(

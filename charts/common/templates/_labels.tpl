@@ -22,6 +22,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: {{ include "common.component" . }}
 {{- end }}
 
+{{/*
+The labels the flow graph (inventories/_shared/network.yml, the network_policies filter) selects the app's
+pods on: the app's own pods and the backend's hook Jobs, never the `helm test` pod (name <name>-test).
+*/}}
+{{- define "common.graphSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "common.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
 {{/* Labels of every object of the chart, without the component (hook Jobs add their own). */}}
 {{- define "common.baseLabels" -}}
 {{ include "common.namedLabels" (dict "root" . "name" (include "common.name" .)) }}
@@ -39,7 +48,12 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/version: {{ include "common.imageTag" $root | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/part-of: threetier
 app.kubernetes.io/managed-by: {{ $root.Release.Service }}
-{{- with $root.Values.commonLabels }}
+{{- /*
+commonLabels add labels and never repeat one of the above or the component (a repeated key would be a
+duplicate in the manifest, and name/instance/component are what the selectors match): the collection passes
+the same commonLabels to every chart, app.kubernetes.io/managed-by included, which stays Helm's.
+*/}}
+{{- with omit ($root.Values.commonLabels | default dict) "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/part-of" "app.kubernetes.io/managed-by" "app.kubernetes.io/component" }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -52,8 +66,23 @@ selector nor the network graph's app component (name and instance), so the graph
 sake. The instance stays the release's, so `-l app.kubernetes.io/instance=<release>` still finds it.
 */}}
 {{- define "common.testLabels" -}}
-{{ include "common.namedLabels" (dict "root" . "name" (printf "%s-test" (include "common.name" . | trunc 58 | trimSuffix "-"))) }}
+{{ include "common.namedLabels" (dict "root" . "name" (include "common.testName" .)) }}
 app.kubernetes.io/component: test
+{{- end }}
+
+{{/* app.kubernetes.io/name of the `helm test` pod. */}}
+{{- define "common.testName" -}}
+{{- printf "%s-test" (include "common.name" . | trunc 58 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+The labels its NetworkPolicy selects the `helm test` pod on (a subset of common.testLabels): name and
+instance, exactly the flow graph's selector of the <name>-test component, so a policy the collection applied
+before is adopted unchanged; not the chart and version labels, which change with every chart release.
+*/}}
+{{- define "common.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "common.testName" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/* Labels of the app's own objects. */}}

@@ -7,10 +7,11 @@ It starts its own throw-away cluster (THREETIER_CLUSTER_DIR in a temp dir) and t
 2. the same again (the no-op re-run; its PLAY RECAP must say changed=0);
 3. on a second fresh cluster, the releases the first run produced, installed with bare
    `helm upgrade --install --wait` and the values Helm recorded for them (the floor: no validation,
-   no secrets handling, no policies, no checks);
+   no secrets handling, no checks; the same objects, policies included, since every object is in a release);
 4. the bare Helm commands again (a re-run that Helm turns into new revisions).
 
-It prints a table and the ratios. It is a benchmark, not a test: nothing asserts on the times.
+It prints a table, the ratios and the no-op re-run's ten slowest tasks. It is a benchmark, not a test:
+nothing asserts on the times.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from pathlib import Path
 from tests.harness import HELM_MIRROR_SH, ROOT, proc
 from tests.harness.local_cluster import CLUSTER_SH
 
-LOCAL_CHARTS = {"frontend", "backend"}
+# The collection's own charts (installed from their directories); the others come from the mirror.
+LOCAL_CHARTS = {"frontend", "backend", "platform", "database"}
+# profile_tasks (ansible.cfg) ends a run with one line per task: "<role> : <task> ---- 1.23s".
+PROFILE_LINE = re.compile(r"^(?P<task>\S.*?) -{3,} (?P<seconds>\d+\.\d+)s$", re.MULTILINE)
 
 
 def run(cmd: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -47,7 +51,14 @@ def recap_changed(output: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def site(env: dict[str, str], kubeconfig: str, mirror: str) -> tuple[float, int]:
+def profile(output: str, top: int = 10) -> list[tuple[str, float]]:
+    """The slowest tasks of a run, from profile_tasks' summary (after the PLAY RECAP)."""
+    summary = output.split("PLAY RECAP")[-1]
+    tasks = [(m["task"], float(m["seconds"])) for m in PROFILE_LINE.finditer(summary)]
+    return sorted(tasks, key=lambda task: task[1], reverse=True)[:top]
+
+
+def site(env: dict[str, str], kubeconfig: str, mirror: str) -> tuple[float, int, str]:
     seconds, out = timed(
         [
             "ansible-playbook",
@@ -63,7 +74,7 @@ def site(env: dict[str, str], kubeconfig: str, mirror: str) -> tuple[float, int]
         ],
         env,
     )
-    return seconds, recap_changed(out)
+    return seconds, recap_changed(out), out
 
 
 def releases(env: dict[str, str], kubeconfig: str) -> list[dict[str, str]]:
@@ -134,8 +145,8 @@ def main() -> int:
         mirror = run([str(HELM_MIRROR_SH), "start"], env).stdout.strip().splitlines()[-1]
         try:
             kubeconfig = cluster(env, "up")["kubeconfig"]
-            first, first_changed = site(env, kubeconfig, mirror)
-            again, again_changed = site(env, kubeconfig, mirror)
+            first, first_changed, _first_output = site(env, kubeconfig, mirror)
+            again, again_changed, again_output = site(env, kubeconfig, mirror)
             rels = releases(env, kubeconfig)
             cluster(env, "down")
             kubeconfig = cluster(env, "up")["kubeconfig"]
@@ -155,6 +166,9 @@ def main() -> int:
         f"ratio first converge / bare helm: {first / floor:.2f}; "
         f"no-op re-run / bare helm re-run: {again / floor_again:.2f}"
     )
+    print("the no-op re-run's slowest tasks (profile_tasks):")
+    for task, seconds in profile(again_output):
+        print(f"  {seconds:>6.2f} s  {task}")
     return 0 if again_changed == 0 else 1
 
 

@@ -10,26 +10,14 @@ Prints the best and median wall time of the filter (validation + build) and of t
 from __future__ import annotations
 
 import argparse
-import atexit
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from tests.harness import ROOT
-
-
-def expose_collection() -> None:
-    base = Path(tempfile.mkdtemp(prefix="threetier-bench-"))
-    atexit.register(shutil.rmtree, base, ignore_errors=True)
-    (base / "ansible_collections" / "threetier").mkdir(parents=True)
-    (base / "ansible_collections" / "threetier" / "k8s").symlink_to(ROOT, target_is_directory=True)
-    sys.path.insert(0, str(base))
+from tests.harness.collection import expose_collection
 
 
 def _port(rng: random.Random) -> Any:
@@ -99,7 +87,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--budget", type=float, default=1.0, help="seconds; exit 1 when the best run is slower")
     args = parser.parse_args()
-    expose_collection()
+    expose_collection("threetier-bench-")
     from ansible_collections.threetier.k8s.plugins.filter.network_graph_mermaid import network_graph_mermaid
     from ansible_collections.threetier.k8s.plugins.filter.network_policies import network_policies
 
