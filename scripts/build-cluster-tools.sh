@@ -73,12 +73,16 @@ build_kwok() {
 }
 
 build_metrics_server() {
-  go_tool metrics-server "$METRICS_SERVER_VERSION" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  # Static (no cgo): the same binary runs on the host for the KWOK cluster and in the real node's scratch
+  # image, so it is built once; a cgo build shares no compiled package with a static one.
+  CGO_ENABLED=0 GO_LDFLAGS="-s -w" go_tool metrics-server "$METRICS_SERVER_VERSION" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 }
 
-# `build-cluster-tools.sh node`: only the node binaries of the same release (kubelet, kube-proxy).
+# `build-cluster-tools.sh node`: only the node binaries of the same release (kubelet, kube-proxy) and
+# metrics-server, which the real node's image carries.
 if [[ ${1:-} == node ]]; then
   build_kubernetes kubelet kube-proxy
+  build_metrics_server
   exit 0
 fi
 

@@ -3,11 +3,11 @@
 # links them into $THREETIER_BIN (called by scripts/build-go-tools.sh, group `e2e`; runnable on its own).
 # One build at a time (few cores); a tool already built at its version is skipped, so a warm run takes well
 # under a second.
-#   kubelet, kube-proxy     scripts/build-cluster-tools.sh node (same release as the control plane)
+#   kubelet, kube-proxy     scripts/build-cluster-tools.sh node (same release as the control plane; it also
+#                           makes sure of the static metrics-server that the KWOK cluster and the image share)
 #   coredns                 github.com/coredns/coredns (go install)
 #   kube-router             github.com/cloudnativelabs/kube-router/v2 (go install)
 #   traefik                 github.com/traefik/traefik/v3, build module tools/go/traefik
-#   metrics-server-static   sigs.k8s.io/metrics-server again, without cgo, for its image
 # Everything but kubelet and kube-proxy ends up in an image (tests/harness/images/build-system-images.sh), so it is
 # built with CGO_ENABLED=0: a static binary needs no libc in the image, and Go's own DNS resolver is used.
 set -euo pipefail
@@ -54,17 +54,9 @@ build_traefik() {
     go_module_tool traefik "$TRAEFIK_VERSION" "$dir" "$pkg/cmd/traefik"
 }
 
-build_metrics_server_static() {
-  # $THREETIER_BIN/metrics-server (build-cluster-tools.sh) is linked against glibc and cannot run in a
-  # scratch image; this second build of the same version is only for the e2e image.
-  CGO_ENABLED=0 GO_LDFLAGS="-s -w" go_tool metrics-server-static "$METRICS_SERVER_VERSION" \
-    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" metrics-server
-}
-
 start=$SECONDS
 "$THREETIER_ROOT/scripts/build-cluster-tools.sh" node
 build_coredns
 build_kube_router
 build_traefik
-build_metrics_server_static
-log "e2e tools ready in $((SECONDS - start)) s: kubelet/kube-proxy $KUBERNETES_VERSION, coredns $COREDNS_VERSION, kube-router $KUBE_ROUTER_VERSION, traefik $TRAEFIK_VERSION, metrics-server $METRICS_SERVER_VERSION (static)"
+log "e2e tools ready in $((SECONDS - start)) s: kubelet/kube-proxy $KUBERNETES_VERSION, coredns $COREDNS_VERSION, kube-router $KUBE_ROUTER_VERSION, traefik $TRAEFIK_VERSION, metrics-server $METRICS_SERVER_VERSION"

@@ -23,7 +23,10 @@ build_prometheus() {
   local stamp=github.com/prometheus/common/version
   # `go install pkg@version` works because Prometheus' go.mod has no replace directives; if a future
   # release adds some, switch to go_module_tool with a build module under tools/go/prometheus.
-  GO_LDFLAGS="-X $stamp.Version=$(prometheus_release "$version") -X $stamp.Branch=module-$version" \
+  # remove_all_sd is Prometheus' own build tag (plugins/*.go) that leaves out every service discovery
+  # (AWS, Azure, GCE, Kubernetes, ...): `promtool check rules` and `promtool test rules`, all the tests run,
+  # need none of them, and a cold build compiles about 250 fewer packages.
+  GO_TAGS=remove_all_sd GO_LDFLAGS="-X $stamp.Version=$(prometheus_release "$version") -X $stamp.Branch=module-$version" \
     go_tool promtool "$version" "github.com/prometheus/prometheus/cmd/promtool@$version"
 }
 

@@ -5,9 +5,14 @@ die() { log "ERROR: $*"; exit 1; }
 
 # GO_LDFLAGS, when set, is passed as -ldflags (an -ldflags inside GOFLAGS works too when it is unset) (how Helm and Kubernetes stamp their version strings: without
 # it `helm version` says v3.22 and kube-apiserver says v0.0.0, which version checks reject).
-# _go_tool_fresh DEST BINARY: true when DEST/BINARY was built with the current GO_LDFLAGS.
+# GO_TAGS, when set, is passed as -tags (e.g. promtool without the service discoveries it never uses here).
+# _go_build_stamp: what a tool was built with; a tool whose stamp differs is rebuilt.
+_go_build_stamp() {
+  printf '%s%s' "${GO_LDFLAGS:-}" "${GO_TAGS:+ tags=$GO_TAGS}"
+}
+# _go_tool_fresh DEST BINARY: true when DEST/BINARY was built with the current GO_LDFLAGS and GO_TAGS.
 _go_tool_fresh() {
-  [[ -x $1/$2 && -f $1/.ldflags && $(cat "$1/.ldflags") == "${GO_LDFLAGS:-}" ]]
+  [[ -x $1/$2 && -f $1/.ldflags && $(cat "$1/.ldflags") == "$(_go_build_stamp)" ]]
 }
 
 # A tool lives in $THREETIER_CACHE/go-tools/NAME@VERSION/BINARY and is linked as $THREETIER_BIN/NAME.
@@ -27,8 +32,9 @@ go_tool() {
     log "building $name $version (go install $pkg); a cold build takes minutes"
     local start=$SECONDS
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
-    GOBIN="$dest.tmp" go install -trimpath ${GO_LDFLAGS:+-ldflags "$GO_LDFLAGS"} "$pkg" || die "go install $pkg failed"
-    printf '%s' "${GO_LDFLAGS:-}" > "$dest.tmp/.ldflags"
+    GOBIN="$dest.tmp" go install -trimpath ${GO_TAGS:+-tags "$GO_TAGS"} ${GO_LDFLAGS:+-ldflags "$GO_LDFLAGS"} "$pkg" \
+      || die "go install $pkg failed"
+    _go_build_stamp > "$dest.tmp/.ldflags"
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
     log "built $name $version in $((SECONDS - start)) s"
   fi
@@ -44,8 +50,9 @@ go_module_tool() {
     log "building $name $version (go build $pkg in ${moddir#"$THREETIER_ROOT"/}); a cold build takes minutes"
     local start=$SECONDS
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
-    go build -C "$moddir" -trimpath ${GO_LDFLAGS:+-ldflags "$GO_LDFLAGS"} -o "$dest.tmp/$name" "$pkg" || die "go build $pkg failed"
-    printf '%s' "${GO_LDFLAGS:-}" > "$dest.tmp/.ldflags"
+    go build -C "$moddir" -trimpath ${GO_TAGS:+-tags "$GO_TAGS"} ${GO_LDFLAGS:+-ldflags "$GO_LDFLAGS"} -o "$dest.tmp/$name" "$pkg" \
+      || die "go build $pkg failed"
+    _go_build_stamp > "$dest.tmp/.ldflags"
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
     log "built $name $version in $((SECONDS - start)) s"
   fi

@@ -65,7 +65,7 @@ image_coredns() {
 
 image_metrics_server() {
   oci_image metrics-server "$METRICS_SERVER_VERSION" "$(stage static-base)" \
-    --add "$(static_binary "$THREETIER_BIN/metrics-server-static"):/metrics-server" --user "$NONROOT" --entrypoint /metrics-server --port 10250 >/dev/null
+    --add "$(static_binary "$THREETIER_BIN/metrics-server"):/metrics-server" --user "$NONROOT" --entrypoint /metrics-server --port 10250 >/dev/null
 }
 
 image_traefik() {
