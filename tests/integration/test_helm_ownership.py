@@ -167,7 +167,7 @@ def test_a_removed_flow_is_gone_and_rollback_brings_it_back(env: dict[str, Any],
     # verdict instead of reading the history and comparing again.
     assert ran(output, "threetier.k8s.helm_release : Dry-run against the API server, release frontend")
     assert not ran(output, "threetier.k8s.helm_release : Dry-run against the API server, release backend")
-    assert ran(output, "threetier.k8s.helm_release : Take the state of release backend from the dry run")
+    assert ran(output, "threetier.k8s.helm_release : Take the dry run's verdict on release backend")
     assert not ran(output, "threetier.k8s.helm_release : Compare the chart and values with release backend")
     assert ran(output, "threetier.k8s.helm_release : Compare the chart and values with release frontend")
 
