@@ -56,6 +56,15 @@ def site(kubeconfig: Path, mirror: str, app_ns: str, *extra: str, playbook: str 
     return proc.stdout
 
 
+def ran(output: str, task: str) -> bool:
+    """Whether a task of the run's output ran (ok or changed) rather than being skipped or never reached."""
+    blocks = re.split(r"^TASK \[", output, flags=re.MULTILINE)
+    return any(
+        block.startswith(task + "]") and re.search(r"^(ok|changed): ", block, re.MULTILINE) is not None
+        for block in blocks
+    )
+
+
 def helm(kubeconfig: Path, *args: str) -> str:
     return run(["helm", *args, "--kubeconfig", str(kubeconfig)], timeout=300, error=AssertionError).stdout
 
@@ -153,6 +162,14 @@ def test_a_removed_flow_is_gone_and_rollback_brings_it_back(env: dict[str, Any],
         f"the prometheus -> frontend flow is still open: {after['spec']}"
     )
     assert "prune" not in output.lower()
+    # The frontend changed, so it was dry-run against the API server before the first change. The backend did not:
+    # helm diff found it unchanged before the dry run, which then skipped it, and its install step took that
+    # verdict instead of reading the history and comparing again.
+    assert ran(output, "threetier.k8s.helm_release : Dry-run against the API server, release frontend")
+    assert not ran(output, "threetier.k8s.helm_release : Dry-run against the API server, release backend")
+    assert ran(output, "threetier.k8s.helm_release : Take the dry run's verdict on release backend")
+    assert not ran(output, "threetier.k8s.helm_release : Compare the chart and values with release backend")
+    assert ran(output, "threetier.k8s.helm_release : Compare the chart and values with release frontend")
 
     helm(kubeconfig, "rollback", "frontend", str(revision), "-n", app_ns, "--wait")
     restored = policies(kubectl, app_ns)["threetier-frontend"]

@@ -791,6 +791,37 @@ def recap_changed(stdout: str) -> int:
     raise ProofFailed("no PLAY RECAP in the playbook's output")
 
 
+def after_restore_diagnosis(wait: float = 90) -> str:
+    """What the backend and the pooler said when the restored app did not answer, and whether it came back."""
+    backend = kubectl(
+        "-n",
+        NS,
+        "logs",
+        "-l",
+        "app.kubernetes.io/name=backend",
+        "--all-containers",
+        "--tail=15",
+        "--prefix",
+        check=False,
+    ).stdout
+    pooler = kubectl("-n", DB_NS, "logs", "-l", POOLER, "--tail=15", "--prefix", check=False).stdout
+    start = time.monotonic()
+    answered = "never"
+    while time.monotonic() - start < wait:
+        try:
+            status, _body, _latency = request("/api/messages?limit=1")
+        except (OSError, http.client.HTTPException):
+            status = 0
+        if status == 200:
+            answered = f"after {time.monotonic() - start:.0f} s"
+            break
+        time.sleep(2)
+    return (
+        f"polling GET /api/messages for {wait:.0f} s: 200 {answered}\n"
+        f"backend logs:\n{backend[-3000:]}\npooler logs:\n{pooler[-3000:]}"
+    )
+
+
 def proof_backup() -> None:
     cronjob = kube_json("-n", DB_NS, "get", "cronjob", f"logical-backup-{CLUSTER}")
     run = int(time.time())
@@ -831,7 +862,10 @@ def proof_backup() -> None:
     restore_log = kubectl("-n", DB_NS, "logs", f"job/{newest}").stdout
     restore_lines = [line for line in restore_log.splitlines() if line.startswith("restore: ")]
     downtime = time.monotonic() - lost_at
-    bodies = app_bodies()
+    try:
+        bodies = app_bodies()
+    except ProofFailed as failure:
+        raise ProofFailed(f"{failure}; {after_restore_diagnosis()}") from failure
     emit(
         "backup",
         f"scheduled run {job['metadata']['name']} (cronjob '{cronjob['spec']['schedule']}') wrote {dump['Key']} "
