@@ -6,7 +6,7 @@
 #   kubelet, kube-proxy     scripts/build-cluster-tools.sh node (same release as the control plane; it also
 #                           makes sure of the static metrics-server that the KWOK cluster and the image share)
 #   coredns                 github.com/coredns/coredns, build module tools/go/clients (the Corefile's plugins)
-#   kube-router             github.com/cloudnativelabs/kube-router/v2 (go install)
+#   kube-router             github.com/cloudnativelabs/kube-router/v2, build module tools/go/kubernetes
 #   traefik                 github.com/traefik/traefik/v3, build module tools/go/traefik
 # Everything but kubelet and kube-proxy ends up in an image (tests/harness/images/build-system-images.sh), so it is
 # built with CGO_ENABLED=0: a static binary needs no libc in the image, and Go's own DNS resolver is used.
@@ -38,11 +38,12 @@ build_coredns() {
 }
 
 build_kube_router() {
-  local pkg=github.com/cloudnativelabs/kube-router/v2 date
+  local dir="$THREETIER_ROOT/tools/go/kubernetes" pkg=github.com/cloudnativelabs/kube-router/v2 date
+  require_pin "$dir" "$pkg" "$KUBE_ROUTER_VERSION"
   date=$(module_date "$pkg@$KUBE_ROUTER_VERSION")
   # Without the stamp `kube-router --version` prints an empty version.
   CGO_ENABLED=0 GO_LDFLAGS="-s -w -X $pkg/pkg/version.Version=$KUBE_ROUTER_VERSION -X $pkg/pkg/version.BuildDate=${date:-unknown}" \
-    go_tool kube-router "$KUBE_ROUTER_VERSION" "$pkg/cmd/kube-router@$KUBE_ROUTER_VERSION"
+    go_module_tool kube-router "$KUBE_ROUTER_VERSION" "$dir" "$pkg/cmd/kube-router"
 }
 
 build_traefik() {
