@@ -7,36 +7,26 @@
 #   etcd                       upstream main of go.etcd.io/etcd/server/v3, build module tools/go/etcd
 #   kube-apiserver, kube-controller-manager, kube-scheduler
 #                              k8s.io/kubernetes with replace lines, build module tools/go/kubernetes
-#   kwok, kwokctl              sigs.k8s.io/kwok (go install)
-#   metrics-server             sigs.k8s.io/metrics-server (go install)
+#   kwok, kwokctl              sigs.k8s.io/kwok, build module tools/go/kubernetes
+#   metrics-server             sigs.k8s.io/metrics-server, build module tools/go/kubernetes
+# All static (CGO_ENABLED=0), kubelet included: one set of compiled packages for every binary of the module
+# (its header says why); nothing here needs cgo (only Go's own net and os/user would use it).
 set -euo pipefail
 # shellcheck source=env.sh
 . "$(dirname "$0")/env.sh"
 # shellcheck source=lib.sh
 . "$THREETIER_ROOT/scripts/lib.sh"
 command -v go >/dev/null || die "go is not on PATH (the Go toolchain is needed to build the local cluster)"
+export CGO_ENABLED=0
 
 KUBERNETES_VERSION=${KUBERNETES_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.8.0}
 
-# module_version DIR MODULE: the version of MODULE that the build module DIR requires.
-module_version() {
-  go list -C "$1" -m -f '{{.Version}}' "$2"
-}
-
-# A build module must pin the version tools/versions.env names; otherwise the cache entry NAME@VERSION
-# would hold a binary of another release.
-check_pin() {
-  local dir=$1 module=$2 want=$3 have
-  have=$(module_version "$dir" "$module") || die "cannot read $module from ${dir#"$THREETIER_ROOT"/}/go.mod"
-  [[ $have == "$want" ]] || die "${dir#"$THREETIER_ROOT"/}/go.mod requires $module $have but tools/versions.env says $want; update the build module (see its header)"
-}
-
 build_etcd() {
   local dir="$THREETIER_ROOT/tools/go/etcd"
-  check_pin "$dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+  require_pin "$dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
   go_module_tool etcd "$ETCD_VERSION" "$dir" go.etcd.io/etcd/server/v3
 }
 
@@ -59,7 +49,7 @@ kube_ldflags() {
 build_kubernetes() {
   local dir="$THREETIER_ROOT/tools/go/kubernetes" cmd ldflags cmds=("$@")
   [[ ${#cmds[@]} -gt 0 ]] || cmds=(kube-apiserver kube-controller-manager kube-scheduler)
-  check_pin "$dir" k8s.io/kubernetes "$KUBERNETES_VERSION"
+  require_pin "$dir" k8s.io/kubernetes "$KUBERNETES_VERSION"
   ldflags=$(kube_ldflags "$dir")
   for cmd in "${cmds[@]}"; do
     GOFLAGS="$(go env GOFLAGS) '-ldflags=-s -w ${ldflags% }'" \
@@ -68,14 +58,17 @@ build_kubernetes() {
 }
 
 build_kwok() {
-  go_tool kwok "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-  go_tool kwokctl "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+  local dir="$THREETIER_ROOT/tools/go/kubernetes"
+  require_pin "$dir" sigs.k8s.io/kwok "$KWOK_VERSION"
+  go_module_tool kwok "$KWOK_VERSION" "$dir" sigs.k8s.io/kwok/cmd/kwok
+  go_module_tool kwokctl "$KWOK_VERSION" "$dir" sigs.k8s.io/kwok/cmd/kwokctl
 }
 
 build_metrics_server() {
-  # Static (no cgo): the same binary runs on the host for the KWOK cluster and in the real node's scratch
-  # image, so it is built once; a cgo build shares no compiled package with a static one.
-  CGO_ENABLED=0 GO_LDFLAGS="-s -w" go_tool metrics-server "$METRICS_SERVER_VERSION" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  # The same binary runs on the host for the KWOK cluster and in the real node's scratch image.
+  local dir="$THREETIER_ROOT/tools/go/kubernetes"
+  require_pin "$dir" sigs.k8s.io/metrics-server "$METRICS_SERVER_VERSION"
+  GO_LDFLAGS="-s -w" go_module_tool metrics-server "$METRICS_SERVER_VERSION" "$dir" sigs.k8s.io/metrics-server/cmd/metrics-server
 }
 
 # `build-cluster-tools.sh node`: only the node binaries of the same release (kubelet, kube-proxy) and

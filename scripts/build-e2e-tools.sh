@@ -5,8 +5,8 @@
 # under a second.
 #   kubelet, kube-proxy     scripts/build-cluster-tools.sh node (same release as the control plane; it also
 #                           makes sure of the static metrics-server that the KWOK cluster and the image share)
-#   coredns                 github.com/coredns/coredns (go install)
-#   kube-router             github.com/cloudnativelabs/kube-router/v2 (go install)
+#   coredns                 github.com/coredns/coredns, build module tools/go/clients (the Corefile's plugins)
+#   kube-router             github.com/cloudnativelabs/kube-router/v2, build module tools/go/kubernetes
 #   traefik                 github.com/traefik/traefik/v3, build module tools/go/traefik
 # Everything but kubelet and kube-proxy ends up in an image (tests/harness/images/build-system-images.sh), so it is
 # built with CGO_ENABLED=0: a static binary needs no libc in the image, and Go's own DNS resolver is used.
@@ -29,25 +29,26 @@ module_date() {
 }
 
 build_coredns() {
-  # coremain.GitCommit is what the upstream Makefile stamps; the version itself is a constant of the release.
+  local dir="$THREETIER_ROOT/tools/go/clients"
+  require_pin "$dir" github.com/coredns/coredns "$COREDNS_VERSION"
+  # Only the plugins the node's Corefile uses (tools/go/clients/coredns/main.go). coremain.GitCommit is what
+  # the upstream Makefile stamps; the version itself is a constant of the release.
   CGO_ENABLED=0 GO_LDFLAGS="-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
-    go_tool coredns "$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION"
+    go_module_tool coredns "$COREDNS_VERSION" "$dir" ./coredns
 }
 
 build_kube_router() {
-  local pkg=github.com/cloudnativelabs/kube-router/v2 date
+  local dir="$THREETIER_ROOT/tools/go/kubernetes" pkg=github.com/cloudnativelabs/kube-router/v2 date
+  require_pin "$dir" "$pkg" "$KUBE_ROUTER_VERSION"
   date=$(module_date "$pkg@$KUBE_ROUTER_VERSION")
   # Without the stamp `kube-router --version` prints an empty version.
   CGO_ENABLED=0 GO_LDFLAGS="-s -w -X $pkg/pkg/version.Version=$KUBE_ROUTER_VERSION -X $pkg/pkg/version.BuildDate=${date:-unknown}" \
-    go_tool kube-router "$KUBE_ROUTER_VERSION" "$pkg/cmd/kube-router@$KUBE_ROUTER_VERSION"
+    go_module_tool kube-router "$KUBE_ROUTER_VERSION" "$dir" "$pkg/cmd/kube-router"
 }
 
 build_traefik() {
-  local dir="$THREETIER_ROOT/tools/go/traefik" pkg=github.com/traefik/traefik/v3 have date
-  # go.mod is read directly (not `go list`): cheap enough for a warm run to stay in milliseconds.
-  have=$(awk -v p="$pkg" '$1 == "require" { $1 = ""; $0 = $0 } $1 == p { print $2; exit }' "$dir/go.mod")
-  [[ $have == "$TRAEFIK_VERSION" ]] \
-    || die "tools/go/traefik/go.mod requires $pkg ${have:-?} but tools/versions.env says $TRAEFIK_VERSION; update the build module (see its header)"
+  local dir="$THREETIER_ROOT/tools/go/traefik" pkg=github.com/traefik/traefik/v3 date
+  require_pin "$dir" "$pkg" "$TRAEFIK_VERSION"
   date=$(module_date "$pkg@$TRAEFIK_VERSION")
   # Without the stamps `traefik version` says "dev" and "I don't remember exactly".
   CGO_ENABLED=0 GO_LDFLAGS="-s -w -X $pkg/pkg/version.Version=$TRAEFIK_VERSION -X $pkg/pkg/version.BuildDate=${date:-unknown}" \

@@ -38,7 +38,7 @@ START=$SECONDS
 VERSION=$(sed -n 's/^version: *//p' "$THREETIER_ROOT/galaxy.yml")
 TARBALL="threetier-k8s-$VERSION.tar.gz"
 NAME=threetier-k8s-ee
-mkdir -p "$SRC/dist" "$SRC/requirements" "$SRC/tools/go/helm-diff"
+mkdir -p "$SRC/dist" "$SRC/requirements" "$SRC/tools/go/clients"
 
 # 1. The collection tarball, replaced only when its content changed (the gzip header carries the build time,
 # which would otherwise make every later stage look changed).
@@ -59,7 +59,7 @@ PY
 # 2. The build context, as `make build && ansible-builder create` gives it in a checkout.
 cp "$THREETIER_ROOT/execution-environment.yml" "$THREETIER_ROOT/requirements.txt" "$SRC/"
 cp "$THREETIER_ROOT"/requirements/{constraints.txt,ee-constraints.txt,ee-bindep.txt} "$SRC/requirements/"
-cp "$THREETIER_ROOT"/tools/go/helm-diff/go.{mod,sum} "$SRC/tools/go/helm-diff/"
+cp "$THREETIER_ROOT"/tools/go/clients/go.{mod,sum} "$SRC/tools/go/clients/"
 rm -rf "$SRC/context"
 (cd "$SRC" && ansible-builder create -f execution-environment.yml -c context --output-filename Containerfile >/dev/null)
 

@@ -9,7 +9,15 @@ set -euo pipefail
 . "$THREETIER_ROOT/scripts/lib.sh"
 command -v go >/dev/null || die "go is not on PATH (the Go toolchain is needed to build helm and the local cluster)"
 
+# Helm 3, Helm 4 and helm-diff come from the build module tools/go/clients: one dependency set, so a cold
+# machine compiles Kubernetes' client libraries once for all three (its header has the numbers), and static,
+# as Helm's releases are. helm-diff's release checksums are missing from sum.golang.org (the module's go.sum
+# pins them).
 build_helm() {
+  local dir="$THREETIER_ROOT/tools/go/clients"
+  require_pin "$dir" helm.sh/helm/v3 "$HELM_VERSION"
+  require_pin "$dir" helm.sh/helm/v4 "$HELM4_VERSION"
+  require_pin "$dir" github.com/databus23/helm-diff/v3 "$HELM_DIFF_VERSION"
   # Helm 3 takes the Kubernetes version that `helm template`/`helm lint` assume from ldflags too (its
   # Makefile stamps the client-go minor); unstamped it assumes v1.20 and rejects kubeVersion ">=1.29".
   local kminor=${KUBERNETES_VERSION#v1.}
@@ -18,14 +26,12 @@ build_helm() {
   for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     k8s_flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$kminor"
   done
+  local -x CGO_ENABLED=0 GONOSUMDB=github.com/databus23/helm-diff
   GO_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION$k8s_flags" \
-    go_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    go_module_tool helm "$HELM_VERSION" "$dir" helm.sh/helm/v3/cmd/helm
   GO_LDFLAGS="-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" \
-    go_tool helm4 "$HELM4_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION" helm
-  # helm-diff's release checksums are missing from sum.golang.org (go.sum in its build module pins them
-  # instead) and the proxy refuses its version list, so it is built from tools/go/helm-diff.
-  GONOSUMDB=github.com/databus23/helm-diff GOFLAGS=-mod=mod go_module_tool helm-diff "$HELM_DIFF_VERSION" \
-    "$THREETIER_ROOT/tools/go/helm-diff" github.com/databus23/helm-diff/v3
+    go_module_tool helm4 "$HELM4_VERSION" "$dir" helm.sh/helm/v4/cmd/helm
+  go_module_tool helm-diff "$HELM_DIFF_VERSION" "$dir" github.com/databus23/helm-diff/v3
   install_diff_plugin
   # helm-docs stamps its version (printed by --version and in its README footer, which the charts turn off).
   GO_LDFLAGS="-X main.version=${HELM_DOCS_VERSION#v}" \

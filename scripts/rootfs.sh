@@ -56,7 +56,10 @@ e2e_rootfs() {
   local start=$SECONDS tmp="$dir.tmp"
   mkdir -p "$base"
   rm -rf "$tmp" "$stamp"
-  local args=(--variant=minbase)
+  # One download of each .deb for every rootfs of the machine (a dozen debootstraps of the same suite on a cold
+  # one): debootstrap checks a cached package against the suite's checksums before it uses it.
+  mkdir -p "$base/debs"
+  local args=(--variant=minbase "--cache-dir=$base/debs")
   [[ -z $packages ]] || args+=("--include=$packages")
   # Output goes to the log only on failure: a successful debootstrap prints ~200 lines.
   if ! debootstrap "${args[@]}" "$suite" "$tmp" "$E2E_DEBIAN_MIRROR" > "$base/$name.debootstrap.log" 2>&1; then

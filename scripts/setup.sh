@@ -2,7 +2,8 @@
 # Installs everything the project needs into $THREETIER_CACHE (outside the repo), idempotently:
 #   - the Python toolchain (virtualenv from requirements/dev.txt + constraints.txt)
 #   - network-config-analyzer in its own virtualenv
-#   - Go tools built with `go install module/cmd@version` at the versions of tools/versions.env
+#   - Go tools built with `go install module/cmd@version` or from the build modules of tools/go, at the
+#     versions of tools/versions.env
 #   - the helm-diff plugin installed into the pinned helm
 #   - the collection linked as ansible_collections/threetier/k8s so `threetier.k8s.*` resolves from the repo
 # A warm run checks stamps only and takes seconds.
@@ -83,17 +84,26 @@ apt_packages() {
 apt_packages "$THREETIER_ROOT/requirements/apt.txt"
 [[ $E2E -eq 0 ]] || apt_packages "$THREETIER_ROOT/requirements/apt-e2e.txt"
 PYTHON=$(find_python)
-venv "$THREETIER_VENV" "$THREETIER_ROOT/requirements/dev.txt" "$THREETIER_ROOT/requirements/constraints.txt" "$THREETIER_ROOT/requirements.txt"
-venv "$THREETIER_CACHE/venv-nca" "$THREETIER_ROOT/requirements/nca.txt"
-ln -sfn "$THREETIER_CACHE/venv-nca/bin/nca" "$THREETIER_BIN/nca"
-# checkov pins boto3 and packaging: its own virtualenv too.
-venv "$THREETIER_CACHE/venv-checkov" "$THREETIER_ROOT/requirements/checkov.txt"
-ln -sfn "$THREETIER_CACHE/venv-checkov/bin/checkov" "$THREETIER_BIN/checkov"
-# ansible-runner (AWX's transmit/process side of a job, tests/support/awx_jobs.py) beside the main toolchain.
-venv "$THREETIER_CACHE/venv-runner" "$THREETIER_ROOT/requirements/runner.txt"
-ln -sfn "$THREETIER_CACHE/venv-runner/bin/ansible-runner" "$THREETIER_BIN/ansible-runner"
+python_toolchain() {
+  venv "$THREETIER_VENV" "$THREETIER_ROOT/requirements/dev.txt" "$THREETIER_ROOT/requirements/constraints.txt" "$THREETIER_ROOT/requirements.txt"
+  venv "$THREETIER_CACHE/venv-nca" "$THREETIER_ROOT/requirements/nca.txt"
+  ln -sfn "$THREETIER_CACHE/venv-nca/bin/nca" "$THREETIER_BIN/nca"
+  # checkov pins boto3 and packaging: its own virtualenv too.
+  venv "$THREETIER_CACHE/venv-checkov" "$THREETIER_ROOT/requirements/checkov.txt"
+  ln -sfn "$THREETIER_CACHE/venv-checkov/bin/checkov" "$THREETIER_BIN/checkov"
+  # ansible-runner (AWX's transmit/process side of a job, tests/support/awx_jobs.py) beside the main toolchain.
+  venv "$THREETIER_CACHE/venv-runner" "$THREETIER_ROOT/requirements/runner.txt"
+  ln -sfn "$THREETIER_CACHE/venv-runner/bin/ansible-runner" "$THREETIER_BIN/ansible-runner"
+}
 
+# The virtualenvs are mostly downloads and unpacking, the Go builds mostly compiling: on a cold machine they run
+# side by side (docs/e2e.md has the times); a warm run skips both in milliseconds. Neither uses the other.
+python_toolchain &
+python_pid=$!
+trap 'kill "$python_pid" 2>/dev/null || true' EXIT
 "$THREETIER_ROOT/scripts/build-go-tools.sh"
+wait "$python_pid" || die "the Python toolchain failed (its output is above)"
+trap - EXIT
 [[ $E2E -eq 0 ]] || "$THREETIER_ROOT/scripts/build-go-tools.sh" e2e
 
 # ansible-test --venv bootstraps pip with a script from a host these machines cannot reach; put the

@@ -191,21 +191,23 @@ def test_helm_and_helm_diff_built_at_pinned_versions(build_context: Path, contai
         for field, value in (("Major", "1"), ("Minor", "${KUBERNETES_MINOR}")):
             assert f"-X helm.sh/helm/v3/pkg/{package}.k8sVersion{field}={value}" in build
     assert re.search(
-        r'go install -ldflags "-X helm\.sh/helm/v3/internal/version\.version=\$\{HELM_VERSION\} \$k" '
-        r'"helm\.sh/helm/v3/cmd/helm@\$\{HELM_VERSION\}"',
+        r"cd /src/clients && go build "
+        r'-ldflags "-X helm\.sh/helm/v3/internal/version\.version=\$\{HELM_VERSION\} \$k"\s+'
+        r"-o /out/helm helm\.sh/helm/v3/cmd/helm",
         build,
-    ), "helm must be built at HELM_VERSION with its version stamped (as scripts/build-go-tools.sh does)"
+    ), "helm must be built in tools/go/clients with its version stamped (as scripts/build-go-tools.sh does)"
     assert 'test "$(/out/helm version --short)" = "${HELM_VERSION}"' in build
-    assert "go build -o /out/helm-diff github.com/databus23/helm-diff/v3" in build
+    assert "cd /src/clients && go build -o /out/helm-diff github.com/databus23/helm-diff/v3" in build
     for name in ("go.mod", "go.sum"):
-        assert (build_context / "_build" / "helm-diff" / name).read_bytes() == (
-            ROOT / "tools" / "go" / "helm-diff" / name
-        ).read_bytes(), f"helm-diff {name} in the context differs from tools/go/helm-diff"
-    gomod = (ROOT / "tools" / "go" / "helm-diff" / "go.mod").read_text(encoding="utf-8")
-    assert re.search(
-        rf"github.com/databus23/helm-diff/v3 {re.escape(versions['HELM_DIFF_VERSION'])}\b",
-        gomod,
-    ), "tools/go/helm-diff/go.mod does not require helm-diff at HELM_DIFF_VERSION"
+        assert (build_context / "_build" / "clients" / name).read_bytes() == (
+            ROOT / "tools" / "go" / "clients" / name
+        ).read_bytes(), f"{name} in the context differs from tools/go/clients"
+    gomod = (ROOT / "tools" / "go" / "clients" / "go.mod").read_text(encoding="utf-8")
+    pins = (("helm.sh/helm/v3", "HELM_VERSION"), ("github.com/databus23/helm-diff/v3", "HELM_DIFF_VERSION"))
+    for module, key in pins:
+        assert re.search(rf"{re.escape(module)} {re.escape(versions[key])}\b", gomod), (
+            f"tools/go/clients/go.mod does not require {module} at {key}"
+        )
     assert "github.com/" not in re.sub(r"github.com/databus23/helm-diff\S*", "", build), (
         "the helm build stage must not download from GitHub"
     )
