@@ -244,9 +244,12 @@ def fails(finding: Finding, policy: Policy) -> bool:
 
 
 def judge(findings: Iterable[Finding], policy: Policy, today: dt.date) -> Verdict:
-    """Sort findings: accepted (a valid acceptance matches), failing (at or above the threshold), reported."""
+    """Sort findings: accepted (a valid acceptance matches), failing (at or above the threshold), reported.
+
+    An acceptance past its expiry, or set further ahead than max_acceptance_days, accepts nothing.
+    """
     verdict = Verdict()
-    valid = [a for a in policy.accepted if today <= a.expires]
+    valid = [a for a in policy.accepted if 0 <= (a.expires - today).days <= policy.max_acceptance_days]
     for finding in findings:
         acceptance = next((a for a in valid if a.matches(finding)), None)
         if acceptance is not None:

@@ -156,6 +156,8 @@ def test_an_acceptance_cannot_run_longer_than_the_policy_allows(tmp_path: Path) 
     days = load_policy().max_acceptance_days
     policy = load_policy(policy_file(tmp_path, [acceptance(expires=TODAY + dt.timedelta(days=days + 1))]))
     assert "more than" in acceptance_problems(policy, TODAY)[0]
+    findings = npm_findings(npm_report("high"))
+    assert judge(findings, policy, TODAY).failing == findings
 
 
 @pytest.mark.parametrize(
