@@ -7,7 +7,7 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test unit charts integration e2e e2e-ci demo-down e2e-setup e2e-images e2e-up e2e-down demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge docs chart-gen ee
+.PHONY: help setup lint test unit charts audit integration e2e e2e-ci demo-down e2e-setup e2e-images e2e-up e2e-down demo cluster-up cluster-down cluster-status lock changelog build network-docs bench bench-converge docs chart-gen ee
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ unit: setup ## Filter plugin unit and property tests
 
 charts: setup ## Chart tier: lint, render, schema, Pod Security, security scan
 	$(ENV) && python -m pytest tests/charts $(PYTEST_ARGS)
+
+audit: setup ## Dependency audits (pip-audit, npm audit) judged by security/policy.yml; needs PyPI's and npm's advisory services
+	$(ENV) && python -m pytest tests/security $(PYTEST_ARGS)
 
 integration: setup ## Molecule default scenario on the local (KWOK) cluster, RDS mode on moto
 	$(ENV) && python -m pytest tests/integration $(PYTEST_ARGS)

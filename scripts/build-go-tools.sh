@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the project's Go tools at the versions of tools/versions.env into $THREETIER_CACHE/go-tools
 # and links them into $THREETIER_BIN. Usage: build-go-tools.sh [group...]  (groups: helm, prometheus, cluster,
-# e2e; default helm, prometheus and cluster: the e2e tier's tools are only built on request, e.g. setup.sh --e2e)
+# scan, e2e; default helm, prometheus, cluster and scan: the e2e tier's tools are only built on request, e.g.
+# setup.sh --e2e)
 set -euo pipefail
 # shellcheck source=env.sh
 . "$(dirname "$0")/env.sh"
@@ -59,11 +60,17 @@ YAML
   log "helm-diff $HELM_DIFF_VERSION installed as a helm plugin in $dir"
 }
 
+# kube-score, the chart tier's second configuration scan (static, offline); its version string is stamped.
+build_scan() {
+  GO_LDFLAGS="-X main.version=${KUBE_SCORE_VERSION#v}" \
+    go_tool kube-score "$KUBE_SCORE_VERSION" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"
+}
+
 # shellcheck source=build-promtool.sh
 . "$THREETIER_ROOT/scripts/build-promtool.sh"
 
 groups=("$@")
-[[ ${#groups[@]} -gt 0 ]] || groups=(helm prometheus cluster)
+[[ ${#groups[@]} -gt 0 ]] || groups=(helm prometheus cluster scan)
 for g in "${groups[@]}"; do
   case $g in
     helm) build_helm ;;
@@ -72,7 +79,8 @@ for g in "${groups[@]}"; do
         "$THREETIER_ROOT/scripts/build-cluster-tools.sh"
       fi ;;
     prometheus) build_prometheus ;;
+    scan) build_scan ;;
     e2e) "$THREETIER_ROOT/scripts/build-e2e-tools.sh" ;;
-    *) die "unknown tool group '$g' (known: helm, prometheus, cluster, e2e)" ;;
+    *) die "unknown tool group '$g' (known: helm, prometheus, cluster, scan, e2e)" ;;
   esac
 done
