@@ -1,6 +1,6 @@
 """Judge a vulnerability scanner's report against security/policy.yml: one gate for every scanner.
 
-pip-audit (tests/security), npm audit (tests/security) and Trivy (.github/workflows/image-scan.yml) each write
+pip-audit (tests/audit), npm audit (tests/audit) and Trivy (.github/workflows/image-scan.yml) each write
 a JSON report in their own shape; this reads it into findings (advisory ID and aliases, package, version,
 severity, whether a fixed version exists), sorts every finding into failing, accepted or reported, and fails
 on what security/policy.yml says fails. A report that shows the scanner could not look a package up (pip-audit's

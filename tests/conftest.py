@@ -66,5 +66,5 @@ class _SkipPolicy:
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_SkipPolicy(), "threetier-skip-policy")
     for tier in ("unit", "charts", "roles", "lint", "integration", "packaging", "observability", "e2e", "examples",
-                 "security"):  # fmt: skip
+                 "security", "audit"):  # fmt: skip
         config.addinivalue_line("markers", f"{tier}: tests of the {tier} tier (set from the folder)")

@@ -64,7 +64,7 @@ def test_named_paths_exist() -> None:
     text = "\n".join(scripts_of(job) for job in workflow()["jobs"])
     matrix = workflow()["jobs"]["images"]["strategy"]["matrix"]["image"]
     named = set(PATH_RE.findall(text.replace("${{ matrix.image }}", "{image}")))
-    assert {"scripts/scan_policy.py", "tests/security", "requirements/constraints.txt", "tools/versions.env"} <= named
+    assert {"scripts/scan_policy.py", "tests/audit", "requirements/constraints.txt", "tools/versions.env"} <= named
     for path in sorted(named):
         for image in matrix if "{image}" in path else [None]:
             concrete = path.format(image=image) if image else path
