@@ -23,7 +23,7 @@ _go_tool_fresh() {
 # `go list`), so a warm run stays in milliseconds.
 require_pin() {
   local dir=$1 module=$2 want=$3 have
-  have=$(awk -v m="$module" '$1 == "require" { $1 = ""; $0 = $0 } $1 == m { print $2; exit }' "$dir/go.mod")
+  have=$(awk -v m="$module" '$1 == "require" { $1 = ""; $0 = $0 } $1 == m && $2 ~ /^v[0-9]/ { print $2; exit }' "$dir/go.mod")
   [[ $have == "$want" ]] \
     || die "${dir#"$THREETIER_ROOT"/}/go.mod requires $module ${have:-nothing} but tools/versions.env says $want; update the build module (see its header)"
 }
