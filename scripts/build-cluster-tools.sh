@@ -8,7 +8,7 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler
 #                              k8s.io/kubernetes with replace lines, build module tools/go/kubernetes
 #   kwok, kwokctl              sigs.k8s.io/kwok, build module tools/go/kubernetes
-#   metrics-server             sigs.k8s.io/metrics-server, build module tools/go/kubernetes
+#   metrics-server             sigs.k8s.io/metrics-server (go install; see tools/go/kubernetes/go.mod for why)
 # All static (CGO_ENABLED=0), kubelet included: one set of compiled packages for every binary of the module
 # (its header says why); nothing here needs cgo (only Go's own net and os/user would use it).
 set -euo pipefail
@@ -65,10 +65,9 @@ build_kwok() {
 }
 
 build_metrics_server() {
-  # The same binary runs on the host for the KWOK cluster and in the real node's scratch image.
-  local dir="$THREETIER_ROOT/tools/go/kubernetes"
-  require_pin "$dir" sigs.k8s.io/metrics-server "$METRICS_SERVER_VERSION"
-  GO_LDFLAGS="-s -w" go_module_tool metrics-server "$METRICS_SERVER_VERSION" "$dir" sigs.k8s.io/metrics-server/cmd/metrics-server
+  # Static: the same binary runs on the host for the KWOK cluster and in the real node's scratch image. Its own
+  # `go install`, not tools/go/kubernetes: on the release's k8s.io modules it panics at start (see that go.mod).
+  GO_LDFLAGS="-s -w" go_tool metrics-server "$METRICS_SERVER_VERSION" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 }
 
 # `build-cluster-tools.sh node`: only the node binaries of the same release (kubelet, kube-proxy) and

@@ -3,12 +3,14 @@
 // v0.0.0, so a module that builds its commands must replace each of them with the published v0.X.Y tag
 // matching the Kubernetes release (v1.37.2 -> v0.37.2). Bump KUBERNETES_VERSION in tools/versions.env,
 // the require line and every replace line together, then run `go mod tidy`.
-// kwok, kwokctl, metrics-server and kube-router are built here too (KWOK_VERSION, METRICS_SERVER_VERSION,
-// KUBE_ROUTER_VERSION): against the release's own k8s.io modules instead of the older ones their go.mod names
-// (v0.36.1, v0.33.2, v0.29.2), so that they share the control plane's compiled packages on a cold machine
-// instead of compiling their own; the KWOK tiers and the real node prove they work on them. Everything here is
-// built static (CGO_ENABLED=0), as Kubernetes' releases build all but the kubelet: metrics-server and
-// kube-router have to be static for their images, and a cgo build shares no compiled package with a static one.
+// kwok, kwokctl and kube-router are built here too (KWOK_VERSION, KUBE_ROUTER_VERSION): against the release's
+// own k8s.io modules instead of the older ones their go.mod names (v0.36.1, v0.29.2), so that they share the
+// control plane's compiled packages on a cold machine instead of compiling their own; the KWOK tiers and the
+// real node prove they work on them. metrics-server is not: built this way it compiles, but panics at start
+// ("cannot find model definition for io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics": its generated
+// OpenAPI names predate v0.37), so it keeps its own `go install` (scripts/build-cluster-tools.sh).
+// Everything here is built static (CGO_ENABLED=0), as Kubernetes' releases build all but the kubelet:
+// kube-router has to be static for its image, and a cgo build shares no compiled package with a static one.
 module threetier.k8s/tools/kubernetes
 
 go 1.26.0
@@ -24,10 +26,9 @@ tool (
 	k8s.io/kubernetes/cmd/kube-proxy
 	k8s.io/kubernetes/cmd/kube-scheduler
 	k8s.io/kubernetes/cmd/kubelet
-	// The KWOK cluster, and the metrics API of both clusters.
+	// The KWOK cluster.
 	sigs.k8s.io/kwok/cmd/kwok
 	sigs.k8s.io/kwok/cmd/kwokctl
-	sigs.k8s.io/metrics-server/cmd/metrics-server
 )
 
 require (
@@ -97,7 +98,6 @@ require (
 	github.com/go-openapi/swag/typeutils v0.27.1 // indirect
 	github.com/go-openapi/swag/yamlutils v0.27.1 // indirect
 	github.com/godbus/dbus/v5 v5.2.2 // indirect
-	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/google/cadvisor/lib v0.60.5 // indirect
 	github.com/google/cel-go v0.29.2 // indirect
@@ -107,7 +107,6 @@ require (
 	github.com/google/nftables v0.3.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674 // indirect
-	github.com/grafana/regexp v0.0.0-20240518133315-a468a5bfb3bc // indirect
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.0 // indirect
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.3 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.29.0 // indirect
@@ -157,7 +156,6 @@ require (
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.70.0 // indirect
 	github.com/prometheus/procfs v0.21.1 // indirect
-	github.com/prometheus/prometheus v0.304.2 // indirect
 	github.com/robfig/cron/v3 v3.0.1 // indirect
 	github.com/sagikazarmark/locafero v0.4.0 // indirect
 	github.com/sagikazarmark/slog-shim v0.1.0 // indirect
@@ -191,6 +189,7 @@ require (
 	go.opentelemetry.io/otel v1.44.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.44.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc v1.44.0 // indirect
+	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp v1.35.0 // indirect
 	go.opentelemetry.io/otel/metric v1.44.0 // indirect
 	go.opentelemetry.io/otel/sdk v1.44.0 // indirect
 	go.opentelemetry.io/otel/trace v1.44.0 // indirect
@@ -258,7 +257,6 @@ require (
 	sigs.k8s.io/kustomize/api v0.21.1 // indirect
 	sigs.k8s.io/kustomize/kyaml v0.21.1 // indirect
 	sigs.k8s.io/kwok v0.8.0 // indirect
-	sigs.k8s.io/metrics-server v0.8.0 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
