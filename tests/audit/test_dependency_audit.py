@@ -19,9 +19,12 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +67,18 @@ def tool(name: str) -> str:
     return found
 
 
+def judged_report(
+    scanner: str, proc: subprocess.CompletedProcess[str], findings: Callable[[Any], list[Finding]]
+) -> list[Finding] | NotAudited:
+    """The findings of a scanner's JSON report, or why there is no verdict (no report, or packages not looked up)."""
+    try:
+        return findings(json.loads(proc.stdout))
+    except json.JSONDecodeError:
+        return NotAudited(f"{scanner} exited {proc.returncode} without a report: {proc.stderr.strip()[-600:]}")
+    except NotAudited as exc:
+        return exc
+
+
 def pip_audit(requirement: str) -> list[Finding] | NotAudited:
     """pip-audit of one fully pinned file, without resolving (--no-deps) or installing anything (--disable-pip)."""
     proc = run(
@@ -71,12 +86,7 @@ def pip_audit(requirement: str) -> list[Finding] | NotAudited:
          "--vulnerability-service", "pypi", "--format", "json", "--progress-spinner", "off", "--timeout", "30"],
         timeout=300, check=False,
     )  # fmt: skip
-    try:
-        return pip_audit_findings(json.loads(proc.stdout))
-    except json.JSONDecodeError:
-        return NotAudited(f"pip-audit exited {proc.returncode} without a report: {proc.stderr.strip()[-600:]}")
-    except NotAudited as exc:
-        return exc
+    return judged_report("pip-audit", proc, pip_audit_findings)
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +106,7 @@ def npm_audit(tmp_path_factory: pytest.TempPathFactory) -> list[Finding] | NotAu
     env = {**os.environ, "npm_config_cache": str(CACHE / "npm"), "npm_config_update_notifier": "false"}
     # Exit 1 means findings or an error; the JSON report tells which.
     proc = run(["npm", "audit", "--package-lock-only", "--json"], cwd=work, env=env, timeout=180, check=False)
-    try:
-        return npm_findings(json.loads(proc.stdout))
-    except json.JSONDecodeError:
-        return NotAudited(f"npm audit exited {proc.returncode} without a report: {proc.stderr.strip()[-600:]}")
-    except NotAudited as exc:
-        return exc
+    return judged_report("npm audit", proc, npm_findings)
 
 
 def audited(result: list[Finding] | NotAudited, what: str) -> list[Finding]:
